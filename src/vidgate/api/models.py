@@ -1,0 +1,31 @@
+"""``GET /v1/models``: the models this server serves, their engine, price and limits."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from vidgate.api.deps import PrincipalDep, ServicesDep
+from vidgate.api.schemas import ModelEntry, ModelList
+from vidgate.tasks.service import price_for
+
+router = APIRouter(tags=["models"])
+
+
+@router.get("/v1/models", response_model=ModelList)
+async def list_models(principal: PrincipalDep, services: ServicesDep) -> ModelList:
+    return ModelList(
+        data=[
+            ModelEntry(
+                id=spec.name,
+                engine=spec.engine,
+                aliases=list(spec.aliases),
+                price=float(price_for(spec, principal.user_group)),
+                max_prompt_chars=spec.max_prompt_chars,
+                aspect_ratios=list(spec.aspect_ratios),
+                max_images=spec.max_images,
+                video_duration=spec.video_duration,
+                description=spec.description,
+            )
+            for spec in services.registry
+        ]
+    )

@@ -1,0 +1,110 @@
+"""The wire shapes of the evolink video API: the create request and the task object."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from vidgate.tasks.model import Task, TaskStatus
+
+
+class CreateVideoRequest(BaseModel):
+    """``POST /v1/videos/generations``. Unknown fields are accepted and recorded on the task."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: StrictStr = Field(examples=["veo3.1-fast"])
+    prompt: StrictStr = Field(examples=["A cat playing piano"])
+    aspect_ratio: StrictStr | None = Field(default=None, examples=["16:9"])
+    image_urls: list[StrictStr] | None = Field(default=None, examples=[[]])
+    callback_url: StrictStr | None = None
+    generation_type: StrictStr | None = None
+    quality: StrictStr | None = None
+    enhance_prompt: bool | None = None
+
+
+class TaskInfo(BaseModel):
+    can_cancel: bool
+    estimated_time: int
+    video_duration: int
+
+
+class Usage(BaseModel):
+    billing_rule: Literal["per_call"] = "per_call"
+    credits_reserved: float
+    user_group: str
+
+
+class TaskErrorBody(BaseModel):
+    code: str
+    message: str
+    type: Literal["task_error"] = "task_error"
+
+
+class TaskObject(BaseModel):
+    """The task as ``GET /v1/tasks/{id}`` shows it, and as callbacks carry it."""
+
+    created: int
+    id: str
+    model: str
+    object: Literal["video.generation.task"] = "video.generation.task"
+    progress: int = Field(ge=0, le=100)
+    status: Literal["pending", "processing", "completed", "failed"]
+    task_info: TaskInfo
+    type: Literal["video"] = "video"
+    usage: Usage
+    results: list[str] | None = None
+    error: TaskErrorBody | None = None
+    engine: str | None = None
+
+
+def task_object(task: Task, *, result_url: str | None, video_duration: int) -> dict[str, Any]:
+    """The task as JSON-ready data, in the field order of the reference."""
+    body: dict[str, Any] = {
+        "created": task.created,
+        "id": task.id,
+        "model": task.model,
+        "object": "video.generation.task",
+        "progress": task.progress,
+        "status": task.status.value,
+        "task_info": {
+            "can_cancel": task.can_cancel,
+            "estimated_time": task.estimated_time,
+            "video_duration": video_duration,
+        },
+        "type": "video",
+        "usage": {
+            "billing_rule": "per_call",
+            "credits_reserved": float(task.credits_reserved),
+            "user_group": task.user_group,
+        },
+        "engine": task.engine,
+    }
+    if task.status is TaskStatus.COMPLETED and result_url is not None:
+        body["results"] = [result_url]
+    if task.status is TaskStatus.FAILED and task.error is not None:
+        body["error"] = {
+            "code": task.error.code,
+            "message": task.error.message,
+            "type": "task_error",
+        }
+    return body
+
+
+class ModelEntry(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    engine: str
+    aliases: list[str]
+    price: float
+    max_prompt_chars: int
+    aspect_ratios: list[str]
+    max_images: int
+    video_duration: int
+    description: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelEntry]

@@ -1,0 +1,18 @@
+"""``GET /v1/tasks/{task_id}``: the task object, the poll target."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from vidgate.api.deps import PrincipalDep, ServicesDep
+from vidgate.api.presenter import present
+from vidgate.api.schemas import TaskObject
+
+router = APIRouter(tags=["tasks"])
+
+
+@router.get("/v1/tasks/{task_id}", response_model=TaskObject, response_model_exclude_none=True)
+async def get_task(task_id: str, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
+    return present(services, await services.tasks.get(principal, task_id))

@@ -1,0 +1,1 @@
+"""API keys: how they are made, shown once, stored hashed and checked."""

@@ -1,0 +1,78 @@
+"""The Engine protocol: what every engine gets, reports and returns. No HTTP, no SQL here."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+AspectRatio = Literal["16:9", "9:16"]
+
+# The SPEC.md §3 task error codes an engine may fail with.
+TaskErrorCode = Literal[
+    "content_policy_violation",
+    "invalid_parameters",
+    "image_processing_error",
+    "request_cancelled",
+    "generation_failed_no_content",
+    "service_error",
+    "generation_timeout",
+    "resource_exhausted",
+    "service_unavailable",
+    "unknown_error",
+]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One video to make: the task's inputs, with its images already fetched and stored."""
+
+    task_id: str
+    prompt: str
+    aspect_ratio: AspectRatio
+    images: Sequence[Path] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+class GenerationCancelled(Exception):
+    """The engine stopped because the task was cancelled."""
+
+
+class EngineFailure(Exception):
+    """A typed failure: the task fails with ``code``; ``detail`` is kept for the operator."""
+
+    def __init__(self, code: TaskErrorCode, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.code: TaskErrorCode = code
+        self.message = message
+        self.detail = detail
+
+
+@dataclass
+class GenerationContext:
+    """What an engine may call while it works.
+
+    ``progress`` takes a fraction in [0, 1]; it is cheap and thread-safe, so an engine may call it
+    every frame (the worker throttles what reaches the database). ``cancelled`` is set when the
+    task is cancelled or lost; an engine checks it between units of work and then raises
+    ``GenerationCancelled``.
+    """
+
+    progress: Callable[[float], None]
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def check_cancelled(self) -> None:
+        if self.cancelled.is_set():
+            raise GenerationCancelled
+
+
+class Engine(Protocol):
+    """Makes one video file at ``output`` (an .mp4 path) or raises ``EngineFailure``."""
+
+    name: str
+
+    async def generate(
+        self, request: GenerationRequest, output: Path, context: GenerationContext
+    ) -> None: ...

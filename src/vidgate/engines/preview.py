@@ -1,0 +1,418 @@
+"""The preview engine: a real 8 s H.264 video rendered on the CPU from the prompt and images."""
+
+from __future__ import annotations
+
+import asyncio
+import colorsys
+import hashlib
+import logging
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Final, Protocol, TypeAlias
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from vidgate.engines.base import (
+    EngineFailure,
+    GenerationCancelled,
+    GenerationContext,
+    GenerationRequest,
+)
+from vidgate.media.video import (
+    FRAME_COUNT,
+    VideoWriter,
+    Yuv420,
+    ZoomableFrame,
+    fit_image,
+    frame_size,
+    rgb_to_yuv420,
+    yuv420_planes,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_PROMPT_CHARS: Final = 1000
+LABEL: Final = "vidgate preview"
+# Luma of white and black in limited-range video; overlays are grey, so their chroma is 128.
+_WHITE: Final = 235.0
+_BLACK: Final = 16.0
+
+Font: TypeAlias = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+
+class Scene(Protocol):
+    """Makes the frames of one video; each call returns a new packed I420 array."""
+
+    def frame(self, index: int) -> Yuv420: ...
+
+
+def prompt_seed(prompt: str) -> int:
+    """A stable seed from the prompt: the same prompt always gives the same video."""
+    return int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:8], "big")
+
+
+def _ease(t: float) -> float:
+    """Sine ease-in-out on [0, 1]: motion starts and stops without a jolt."""
+    t = min(1.0, max(0.0, t))
+    return 0.5 - 0.5 * math.cos(math.pi * t)
+
+
+def _even(value: float) -> int:
+    return 2 * round(value / 2)
+
+
+class TitleScene:
+    """A drifting colour field seeded by the prompt, with the prompt written over it."""
+
+    def __init__(self, prompt: str, width: int, height: int, *, frame_count: int = FRAME_COUNT):
+        self.width, self.height, self.frame_count = width, height, frame_count
+        rng = np.random.default_rng(prompt_seed(prompt))
+        # The backdrop is a canvas larger than the frame; each frame is a crop of it, which moves
+        # the picture for the price of a memory copy. Offsets stay even so chroma lines up.
+        self._margin = (_even(width * 0.15), _even(height * 0.15))
+        canvas = _colour_field(rng, width + 2 * self._margin[0], height + 2 * self._margin[1])
+        self._canvas = yuv420_planes(rgb_to_yuv420(canvas))
+        self._cycles = rng.uniform(0.35, 0.8, size=2)
+        self._phase = rng.uniform(0, 2 * math.pi, size=2)
+        self._overlay = _TextOverlay(prompt, width, height)
+
+    def _offset(self, index: int) -> tuple[int, int]:
+        t = index / max(1, self.frame_count - 1)
+        x, y = (
+            margin * (1 + 0.95 * math.sin(2 * math.pi * cycles * t + phase))
+            for margin, cycles, phase in zip(self._margin, self._cycles, self._phase, strict=True)
+        )
+        return _even(x), _even(y)
+
+    def frame(self, index: int) -> Yuv420:
+        out = np.empty((self.height * 3 // 2, self.width), np.uint8)
+        x, y = self._offset(index)
+        for plane, source, scale in zip(yuv420_planes(out), self._canvas, (1, 2, 2), strict=True):
+            rows, cols = plane.shape
+            plane[:] = source[y // scale : y // scale + rows, x // scale : x // scale + cols]
+        self._overlay.apply(out)
+        return out
+
+
+def _colour_field(rng: np.random.Generator, width: int, height: int) -> Image.Image:
+    """Soft blobs of a seeded palette, blended like a mesh gradient, drawn small then enlarged."""
+    small_w, small_h = max(4, width // 16), max(4, height // 16)
+    y, x = np.mgrid[0:small_h, 0:small_w].astype(np.float32)
+    x, y = x / small_w, y / small_h * (small_h / small_w)
+    hue = rng.uniform()
+    palette = [
+        colorsys.hsv_to_rgb((hue + shift) % 1.0, rng.uniform(0.45, 0.8), rng.uniform(0.45, 0.85))
+        for shift in (0.0, *rng.uniform(0.08, 0.45, size=3))
+    ]
+    total = np.full(x.shape, 0.05, np.float32)
+    colour = total[..., None] * (np.array(palette[0], np.float32) * 0.4)
+    for _ in range(7):
+        cx, cy = rng.uniform(0, 1), rng.uniform(0, small_h / small_w)
+        weight = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / rng.uniform(0.01, 0.06))
+        total += weight
+        colour += weight[..., None] * np.array(palette[rng.integers(len(palette))], np.float32)
+    pixels = np.clip(colour / total[..., None] * 255, 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels, "RGB").resize((width, height), Image.Resampling.BICUBIC)
+
+
+class _TextOverlay:
+    """The prompt on a translucent panel plus a small label, blended into Y and toward grey in UV.
+
+    Everything is composed once; per frame it is two integer multiply-adds over the covered box.
+    """
+
+    def __init__(self, prompt: str, width: int, height: int) -> None:
+        short = min(width, height)
+        fill = Image.new("L", (width, height))
+        cover = Image.new("L", (width, height))
+        panel = Image.new("L", (width, height))
+        text = prompt[:MAX_PROMPT_CHARS].strip()
+        if text:
+            font, lines = _layout(text, width * 0.8, height * 0.6, short)
+            size = _font_size(font)
+            centre = (width / 2, height / 2)
+            spacing, stroke = round(size * 0.25), max(1, size // 14)
+            wrapped = "\n".join(lines)
+            box = ImageDraw.Draw(panel).multiline_textbbox(
+                centre, wrapped, font=font, anchor="mm", spacing=spacing, stroke_width=stroke
+            )
+            pad = size * 0.6
+            ImageDraw.Draw(panel).rounded_rectangle(
+                (box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad), radius=pad, fill=110
+            )
+            # Both masks are drawn with the stroke (a black stroke on the fill mask) because the
+            # stroke width changes Pillow's line layout.
+            for mask, stroke_fill in ((cover, 255), (fill, 0)):
+                ImageDraw.Draw(mask).multiline_text(
+                    centre, wrapped, fill=255, font=font, anchor="mm", align="center",
+                    spacing=spacing, stroke_width=stroke, stroke_fill=stroke_fill,
+                )  # fmt: skip
+        label_font = ImageFont.load_default(size=max(10, short // 40))
+        corner = (width - short // 30, height - short // 30)
+        ImageDraw.Draw(cover).text(
+            corner, LABEL, fill=150, font=label_font, anchor="rd", stroke_width=1, stroke_fill=150
+        )
+        ImageDraw.Draw(fill).text(corner, LABEL, fill=200, font=label_font, anchor="rd")
+
+        alpha = np.zeros((height, width), np.float32)
+        luma = np.zeros((height, width), np.float32)  # premultiplied by alpha
+        for mask, value in ((panel, _BLACK), (cover, _BLACK), (fill, _WHITE)):
+            layer = np.asarray(mask, np.float32) / 255
+            luma = luma * (1 - layer) + value * layer
+            alpha = alpha * (1 - layer) + layer
+        left, top, right, bottom = Image.fromarray((alpha > 0).astype(np.uint8)).getbbox() or (
+            0, 0, 2, 2,
+        )  # fmt: skip
+        self._box = (top - top % 2, bottom + bottom % 2, left - left % 2, right + right % 2)
+        top, bottom, left, right = self._box
+        alpha, luma = alpha[top:bottom, left:right], luma[top:bottom, left:right]
+        chroma_alpha = alpha.reshape(alpha.shape[0] // 2, 2, alpha.shape[1] // 2, 2).mean((1, 3))
+        # out = (background * keep + add) >> 8 stays under 2**16: add <= 235 * 256 * alpha.
+        self._keep = np.rint((1 - alpha) * 256).astype(np.uint16)
+        self._add = np.rint(luma * 256 + 128).astype(np.uint16)
+        self._chroma_keep = np.rint((1 - chroma_alpha) * 256).astype(np.uint16)
+        self._chroma_add = np.rint(chroma_alpha * 128 * 256 + 128).astype(np.uint16)
+        self._scratch = np.empty_like(self._keep)
+        self._chroma_scratch = np.empty_like(self._chroma_keep)
+
+    def apply(self, frame: Yuv420) -> None:
+        top, bottom, left, right = self._box
+        luma, u, v = yuv420_planes(frame)
+        _blend(luma[top:bottom, left:right], self._keep, self._add, self._scratch)
+        for plane in (u, v):
+            region = plane[top // 2 : bottom // 2, left // 2 : right // 2]
+            _blend(region, self._chroma_keep, self._chroma_add, self._chroma_scratch)
+
+
+def _blend(
+    region: Yuv420, keep: NDArray[np.uint16], add: NDArray[np.uint16], scratch: NDArray[np.uint16]
+) -> None:
+    # In place and into preallocated memory: fresh temporaries would cost more than the maths.
+    np.multiply(region, keep, out=scratch, dtype=np.uint16)
+    np.add(scratch, add, out=scratch)
+    np.right_shift(scratch, 8, out=scratch)
+    np.copyto(region, scratch, casting="unsafe")
+
+
+def _font_size(font: Font) -> int:
+    return int(font.size) if isinstance(font, ImageFont.FreeTypeFont) else 10
+
+
+def _layout(text: str, max_width: float, max_height: float, short: int) -> tuple[Font, list[str]]:
+    """The largest font (from short/13 down) whose wrapped lines fit; truncate at the smallest."""
+    size = max(12, short // 13)
+    smallest = max(12, short // 48)
+    while True:
+        font = ImageFont.load_default(size=size)
+        lines = _wrap(text, font, max_width)
+        fitting = int(max_height // (size * 1.25))
+        if len(lines) <= fitting or size == smallest:
+            break
+        size = max(smallest, int(size * 0.9))
+    if len(lines) > fitting:
+        lines = lines[: max(1, fitting)]
+        lines[-1] = lines[-1][: max(0, len(lines[-1]) - 2)].rstrip() + "…"
+    return font, lines
+
+
+def _wrap(text: str, font: Font, max_width: float) -> list[str]:
+    """Greedy word wrap by rendered width; words wider than a line are cut."""
+    lines: list[str] = []
+    for paragraph in text.splitlines():
+        line = ""
+        for word in paragraph.split():
+            while font.getlength(word) > max_width:
+                cut = next(
+                    n for n in range(len(word) - 1, 0, -1) if font.getlength(word[:n]) <= max_width
+                )
+                if line:
+                    lines.append(line)
+                    line = ""
+                lines.append(word[:cut])
+                word = word[cut:]
+            candidate = f"{line} {word}" if line else word
+            if font.getlength(candidate) <= max_width:
+                line = candidate
+            else:
+                lines.append(line)
+                line = word
+        lines.append(line)
+    return lines
+
+
+def _centred_box(
+    width: int, height: int, zoom: float, shift_x: float, shift_y: float
+) -> tuple[float, float, float, float]:
+    """The box that shows 1/zoom of the frame, its centre shifted from the frame's centre."""
+    centre_x, centre_y = width / 2 + shift_x, height / 2 + shift_y
+    half_w, half_h = width / zoom / 2, height / zoom / 2
+    return (centre_x - half_w, centre_y - half_h, centre_x + half_w, centre_y + half_h)
+
+
+class KenBurnsScene:
+    """One image: the fitted image first, then a slow zoom that pans in a seeded direction."""
+
+    def __init__(
+        self,
+        image: Image.Image,
+        width: int,
+        height: int,
+        *,
+        seed: int,
+        frame_count: int = FRAME_COUNT,
+        zoom: float = 1.12,
+    ) -> None:
+        self.width, self.height, self.frame_count, self.zoom = width, height, frame_count, zoom
+        self._first = rgb_to_yuv420(fit_image(image, width, height))
+        self._source = ZoomableFrame(self._first)
+        angle = np.random.default_rng(seed).uniform(0, 2 * math.pi)
+        self._direction = (math.cos(angle), math.sin(angle))
+
+    def frame(self, index: int) -> Yuv420:
+        if index == 0:
+            return self._first.copy()
+        progress = _ease(index / max(1, self.frame_count - 1))
+        zoom = 1 + (self.zoom - 1) * progress
+        # How far the centre may move with the crop still inside the frame, and where it is on a
+        # path that starts slightly opposite to the direction of travel.
+        slack_x, slack_y = self.width * (1 - 1 / zoom) / 2, self.height * (1 - 1 / zoom) / 2
+        travel = -0.3 + 1.3 * progress
+        shift_x = slack_x * travel * self._direction[0]
+        shift_y = slack_y * travel * self._direction[1]
+        return self._source.render(_centred_box(self.width, self.height, zoom, shift_x, shift_y))
+
+
+class CrossfadeScene:
+    """Two images: hold the first, an eased crossfade under a gentle zoom, hold the last.
+
+    The zoom is 1 at both ends, so the first and last frames are exactly the fitted images.
+    """
+
+    def __init__(
+        self,
+        first: Image.Image,
+        last: Image.Image,
+        width: int,
+        height: int,
+        *,
+        frame_count: int = FRAME_COUNT,
+        zoom: float = 1.06,
+        supersample: int = 2,
+    ) -> None:
+        self.width, self.height, self.frame_count, self.zoom = width, height, frame_count, zoom
+        self._first = rgb_to_yuv420(fit_image(first, width, height))
+        self._last = rgb_to_yuv420(fit_image(last, width, height))
+        self._sources = (
+            ZoomableFrame(self._first, supersample=supersample),
+            ZoomableFrame(self._last, supersample=supersample),
+        )
+        self._scratch = np.empty(self._first.shape, np.uint16)
+        self._other = np.empty(self._first.shape, np.uint16)
+
+    def frame(self, index: int) -> Yuv420:
+        if index <= 0:
+            return self._first.copy()
+        if index >= self.frame_count - 1:
+            return self._last.copy()
+        t = index / (self.frame_count - 1)
+        box = _centred_box(
+            self.width, self.height, 1 + (self.zoom - 1) * math.sin(math.pi * t), 0, 0
+        )
+        # Zoom each picture, then mix: the same as mixing then zooming, but the zoom sources are
+        # prepared once instead of per frame.
+        weight = round(_ease((t - 0.2) / 0.6) * 256)
+        if weight == 0:
+            return self._sources[0].render(box)
+        if weight == 256:
+            return self._sources[1].render(box)
+        mixed, last = self._sources[0].render(box), self._sources[1].render(box)
+        np.multiply(mixed, 256 - weight, out=self._scratch, dtype=np.uint16)
+        np.multiply(last, weight, out=self._other, dtype=np.uint16)
+        np.add(self._scratch, self._other, out=self._scratch)
+        np.add(self._scratch, 128, out=self._scratch)
+        np.right_shift(self._scratch, 8, out=self._scratch)
+        np.copyto(mixed, self._scratch, casting="unsafe")
+        return mixed
+
+
+def load_image(path: Path) -> Image.Image:
+    """Open an input image upright, as RGB, with any transparency laid on black."""
+    try:
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened)
+            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                base = Image.new("RGBA", image.size, (0, 0, 0, 255))
+                base.alpha_composite(image.convert("RGBA"))
+                image = base
+            return image.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise EngineFailure(
+            "image_processing_error", "an input image could not be read", detail=str(exc)
+        ) from exc
+
+
+def build_scene(request: GenerationRequest, width: int, height: int) -> Scene:
+    images = [load_image(path) for path in request.images]
+    if len(images) > 2:
+        raise EngineFailure("invalid_parameters", "the preview engine takes at most two images")
+    if len(images) == 2:
+        return CrossfadeScene(images[0], images[1], width, height)
+    if len(images) == 1:
+        return KenBurnsScene(images[0], width, height, seed=prompt_seed(request.prompt))
+    return TitleScene(request.prompt, width, height)
+
+
+def render_preview(
+    request: GenerationRequest,
+    output: Path,
+    context: GenerationContext,
+    stop: threading.Event | None = None,
+) -> None:
+    """The blocking work: render every frame and encode it, checking for cancellation between."""
+    started = time.perf_counter()
+    width, height = frame_size(request.aspect_ratio)
+    scene = build_scene(request, width, height)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with VideoWriter(output, width, height) as writer:
+        for index in range(FRAME_COUNT):
+            if context.cancelled.is_set() or (stop is not None and stop.is_set()):
+                logger.info("task %s: preview cancelled at frame %d", request.task_id, index)
+                raise GenerationCancelled
+            writer.write_yuv420(scene.frame(index))
+            # The last few percent are the encoder's flush and the rename.
+            context.progress(0.97 * (index + 1) / FRAME_COUNT)
+    context.progress(1.0)
+    logger.info(
+        "task %s: preview of %d images rendered in %.2f s",
+        request.task_id,
+        len(request.images),
+        time.perf_counter() - started,
+    )
+
+
+class PreviewEngine:
+    """Needs no GPU and no network: what a deployment serves before a real model is wired in."""
+
+    name = "preview"
+
+    async def generate(
+        self, request: GenerationRequest, output: Path, context: GenerationContext
+    ) -> None:
+        stop = threading.Event()
+        work = asyncio.ensure_future(
+            asyncio.to_thread(render_preview, request, output, context, stop)
+        )
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # The thread cannot be killed: tell it to stop and wait, so that it removes its
+            # partial file and frees the CPU before the cancellation goes on.
+            stop.set()
+            await asyncio.wait({work})
+            if not work.cancelled():
+                work.exception()
+            raise

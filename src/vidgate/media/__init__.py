@@ -1,0 +1,1 @@
+"""Safe fetching of images, validation, video encoding, file storage and signed URLs."""

@@ -1,0 +1,328 @@
+"""Video encoding: frame geometry, image fitting, YUV frames, atomic H.264 MP4 files, probing."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Self
+
+import av
+import numpy as np
+from av.video.reformatter import ColorRange, Colorspace
+from numpy.typing import NDArray
+from PIL import Image
+
+logger = logging.getLogger(__name__)
+
+FPS: Final = 24
+DURATION_SECONDS: Final = 8
+FRAME_COUNT: Final = FPS * DURATION_SECONDS
+
+# An RGB picture as an (height, width, 3) array, and a YUV 4:2:0 picture packed as I420: the Y
+# plane (height rows), then U, then V, as one (height * 3 // 2, width) array (PyAV's layout).
+RgbArray = NDArray[np.uint8]
+Yuv420 = NDArray[np.uint8]
+
+_SIZES: Final = {"16:9": (1280, 720), "9:16": (720, 1280)}
+# Tag the stream BT.709 limited range (the HD convention) and convert with the same matrix, so
+# players and PyAV's own decoder map the pixels back to the colours we meant.
+_BT709: Final = 1
+_LIMITED_RANGE: Final = 1
+
+
+def frame_size(aspect_ratio: str) -> tuple[int, int]:
+    """The (width, height) of a video for an aspect ratio of SPEC.md ("16:9" or "9:16")."""
+    try:
+        return _SIZES[aspect_ratio]
+    except KeyError:
+        raise ValueError(f"unsupported aspect ratio: {aspect_ratio!r}") from None
+
+
+def fit_image(
+    image: Image.Image, width: int, height: int, *, background: tuple[int, int, int] = (0, 0, 0)
+) -> Image.Image:
+    """The whole image, scaled with its aspect kept, centred on a ``width`` x ``height`` frame."""
+    source = image if image.mode == "RGB" else image.convert("RGB")
+    scale = min(width / source.width, height / source.height)
+    size = (
+        max(1, min(width, round(source.width * scale))),
+        max(1, min(height, round(source.height * scale))),
+    )
+    # reducing_gap first shrinks by an integer factor: near-Lanczos quality at a fraction of the
+    # cost for large photos.
+    scaled = source.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    if size == (width, height):
+        return scaled
+    canvas = Image.new("RGB", (width, height), background)
+    canvas.paste(scaled, ((width - size[0]) // 2, (height - size[1]) // 2))
+    return canvas
+
+
+def rgb_to_yuv420(image: Image.Image | RgbArray) -> Yuv420:
+    """Convert RGB to packed I420 with the encoder's colour matrix (BT.709, limited range)."""
+    pixels = np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else image
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+    converted = _to_yuv420(frame).to_ndarray()
+    return np.ascontiguousarray(converted, dtype=np.uint8)
+
+
+def yuv420_planes(frame: Yuv420) -> tuple[Yuv420, Yuv420, Yuv420]:
+    """Views of the Y, U and V planes of a packed I420 frame (writing to them edits the frame)."""
+    rows, width = frame.shape
+    height = rows * 2 // 3
+    flat = frame.reshape(-1)
+    luma = width * height
+    chroma = luma // 4
+    return (
+        flat[:luma].reshape(height, width),
+        flat[luma : luma + chroma].reshape(height // 2, width // 2),
+        flat[luma + chroma :].reshape(height // 2, width // 2),
+    )
+
+
+class ZoomableFrame:
+    """A still frame that renders any box of itself, enlarged to full size, in a millisecond or two.
+
+    libswscale is several times faster than Pillow or numpy but crops only on whole pixels, which
+    makes slow zooms judder. So the planes are enlarged once (``supersample`` times for luma,
+    ``chroma_supersample`` times for chroma) and each box is rounded on that finer grid: with 4,
+    a box edge is off by at most 1/8 of an output pixel.
+    """
+
+    def __init__(self, frame: Yuv420, *, supersample: int = 4, chroma_supersample: int = 2):
+        self.height, self.width = frame.shape[0] * 2 // 3, frame.shape[1]
+        self._scales = (supersample, chroma_supersample, chroma_supersample)
+        self._planes = [
+            _scale_plane(plane, plane.shape[1] * scale, plane.shape[0] * scale, "BICUBIC")
+            for plane, scale in zip(yuv420_planes(frame), self._scales, strict=True)
+        ]
+
+    def render(self, box: tuple[float, float, float, float]) -> Yuv420:
+        """The part of the frame inside ``box`` (left, top, right, bottom, in frame pixels)."""
+        out = np.empty((self.height * 3 // 2, self.width), np.uint8)
+        for source, target, scale, subsampling in zip(
+            self._planes, yuv420_planes(out), self._scales, (1, 2, 2), strict=True
+        ):
+            factor = scale / subsampling
+            rows, cols = source.shape
+            left, right = (min(cols, max(0, round(edge * factor))) for edge in box[0::2])
+            top, bottom = (min(rows, max(0, round(edge * factor))) for edge in box[1::2])
+            view = source[top : max(bottom, top + 1), left : max(right, left + 1)]
+            target[:] = _scale_plane(view, target.shape[1], target.shape[0], "FAST_BILINEAR")
+        return out
+
+
+def _scale_plane(plane: Yuv420, width: int, height: int, interpolation: str) -> Yuv420:
+    # Plain two-tap filtering is enough when shrinking from a smooth, enlarged plane; one sws
+    # thread because libx264 already keeps the other cores busy.
+    frame = av.VideoFrame.from_numpy_buffer(plane, format="gray")
+    scaled = frame.reformat(width=width, height=height, interpolation=interpolation, threads=1)
+    return np.asarray(scaled.to_ndarray(), dtype=np.uint8)
+
+
+def _to_yuv420(frame: av.VideoFrame) -> av.VideoFrame:
+    return frame.reformat(
+        format="yuv420p",
+        dst_colorspace=Colorspace.ITU709,
+        dst_color_range=ColorRange.MPEG,
+    )
+
+
+class VideoWriter:
+    """Writes an H.264 MP4 (libx264, yuv420p, faststart) that appears at ``path`` only whole.
+
+    Frames are encoded on a background thread while the caller makes the next ones, so rendering
+    overlaps with libx264; ``write`` copies the frame, so the caller may reuse its array. Leaving
+    the ``with`` block normally finishes the file and renames it into place; leaving it with an
+    exception discards everything.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        *,
+        fps: int = FPS,
+        crf: int = 23,
+        preset: str = "veryfast",
+        queued_frames: int = 6,
+    ) -> None:
+        if width <= 0 or height <= 0 or width % 2 or height % 2:
+            raise ValueError(f"yuv420p needs even, positive dimensions, not {width}x{height}")
+        self.path = Path(path)
+        self.width = width
+        self.height = height
+        self.fps = fps
+        self.crf = crf
+        self.preset = preset
+        self.frames_written = 0
+        self._temp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.part")
+        self._queue: queue.Queue[av.VideoFrame | None] = queue.Queue(maxsize=queued_frames)
+        self._aborting = False
+        self._error: BaseException | None = None
+        self._container: av.container.OutputContainer | None = None
+        self._stream: av.VideoStream | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Self:
+        container = av.open(
+            str(self._temp), "w", format="mp4", options={"movflags": "+faststart"}
+        )
+        try:
+            stream = container.add_stream(
+                "libx264", rate=self.fps, options={"preset": self.preset, "crf": str(self.crf)}
+            )
+            stream.width = self.width
+            stream.height = self.height
+            stream.pix_fmt = "yuv420p"
+            codec = stream.codec_context
+            codec.colorspace = codec.color_primaries = codec.color_trc = _BT709
+            codec.color_range = _LIMITED_RANGE
+        except BaseException:
+            container.close()
+            self._temp.unlink(missing_ok=True)
+            raise
+        self._container, self._stream = container, stream
+        self._thread = threading.Thread(target=self._encode_all, name="video-encoder", daemon=True)
+        self._thread.start()
+        return self
+
+    def write(self, frame: Image.Image | RgbArray) -> None:
+        """Append an RGB frame (a PIL image or an (height, width, 3) uint8 array)."""
+        if isinstance(frame, Image.Image):
+            pixels = np.asarray(frame.convert("RGB"))
+        else:
+            pixels = np.ascontiguousarray(frame)
+        self._check_shape(pixels.shape, (self.height, self.width, 3))
+        self._put(_to_yuv420(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+
+    def write_yuv420(self, frame: Yuv420) -> None:
+        """Append a packed I420 frame, the fast path: no colour conversion at all."""
+        self._check_shape(frame.shape, (self.height * 3 // 2, self.width))
+        self._put(av.VideoFrame.from_ndarray(frame, format="yuv420p"))
+
+    def _check_shape(self, actual: tuple[int, ...], expected: tuple[int, ...]) -> None:
+        if actual != expected:
+            raise ValueError(f"frame of shape {actual}, this video takes {expected}")
+
+    def _put(self, frame: av.VideoFrame) -> None:
+        if self._thread is None:
+            raise RuntimeError("VideoWriter is used outside its with block")
+        if self._error is not None:
+            raise self._error
+        frame.pts = self.frames_written
+        frame.time_base = Fraction(1, self.fps)
+        frame.colorspace = _BT709
+        frame.color_range = _LIMITED_RANGE
+        self._queue.put(frame)
+        self.frames_written += 1
+
+    def _encode_all(self) -> None:
+        assert self._stream is not None and self._container is not None
+        try:
+            while (frame := self._queue.get()) is not None:
+                if not self._aborting:
+                    self._container.mux(self._stream.encode(frame))
+            if not self._aborting:
+                self._container.mux(self._stream.encode(None))
+        except BaseException as exc:  # handed to the caller's thread by _put and __exit__
+            self._error = exc
+            # Keep draining so a caller blocked on a full queue is released.
+            while self._queue.get() is not None:
+                pass
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._aborting = exc_type is not None
+        try:
+            if self._thread is not None:
+                self._queue.put(None)
+                self._thread.join()
+                self._thread = None
+            if self._container is not None:
+                container, self._container = self._container, None
+                if self._aborting or self._error is not None:
+                    with contextlib.suppress(Exception):
+                        container.close()
+                else:
+                    container.close()
+            if self._error is not None and not self._aborting:
+                raise self._error
+            if not self._aborting:
+                if self.frames_written == 0:
+                    raise ValueError("no frames were written")
+                self._temp.replace(self.path)
+        finally:
+            self._temp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    codec: str
+    width: int
+    height: int
+    frame_count: int
+    duration_seconds: float
+    pix_fmt: str
+
+
+def probe(path: Path) -> VideoInfo:
+    """Describe the first video stream of a file, counting frames by decoding them all."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frame_count = sum(1 for _ in container.decode(stream))
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        else:
+            duration = (container.duration or 0) / av.time_base
+        return VideoInfo(
+            codec=stream.codec_context.name,
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            frame_count=frame_count,
+            duration_seconds=duration,
+            pix_fmt=stream.codec_context.pix_fmt or "",
+        )
+
+
+def decode_frames(path: Path, indices: Iterable[int]) -> dict[int, RgbArray]:
+    """Decode the frames at ``indices`` (0-based) of a video as RGB arrays."""
+    wanted = set(indices)
+    found: dict[int, RgbArray] = {}
+    with av.open(str(path)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index in wanted:
+                found[index] = frame.to_ndarray(format="rgb24")
+                if len(found) == len(wanted):
+                    break
+    return found
+
+
+def top_level_boxes(path: Path) -> list[str]:
+    """The types of an MP4's top-level boxes in file order (faststart puts moov before mdat)."""
+    boxes: list[str] = []
+    with path.open("rb") as handle:
+        while header := handle.read(8):
+            if len(header) < 8:
+                break
+            size, header_size = int.from_bytes(header[:4], "big"), 8
+            boxes.append(header[4:].decode("latin-1"))
+            if size == 1:  # a 64-bit size follows the type
+                size, header_size = int.from_bytes(handle.read(8), "big"), 16
+            elif size == 0:  # the box runs to the end of the file
+                break
+            handle.seek(size - header_size, 1)
+    return boxes

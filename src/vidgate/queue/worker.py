@@ -1,0 +1,117 @@
+"""The worker loop: claim the oldest pending task, run its engine, report, finish."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from vidgate.engines.base import (
+    Engine,
+    EngineFailure,
+    GenerationCancelled,
+    GenerationContext,
+    GenerationRequest,
+)
+from vidgate.media.files import FileStore
+from vidgate.tasks.model import Task, next_progress
+from vidgate.tasks.service import TaskService
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL = 1.0
+
+
+class Worker:
+    """One task at a time. Several workers may share a process; each has its own name."""
+
+    def __init__(
+        self,
+        service: TaskService,
+        engines: Mapping[str, Engine],
+        files: FileStore,
+        *,
+        name: str,
+        scratch: Path,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self.service = service
+        self.engines = engines
+        self.files = files
+        self.name = name
+        self.scratch = scratch
+        self.poll_interval = poll_interval
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("worker %s started (engines: %s)", self.name, ", ".join(self.engines))
+        while not stop.is_set():
+            try:
+                task = await self.service.claim(self.name, engines=list(self.engines))
+            except Exception:
+                log.exception("worker %s: claim failed; retrying", self.name)
+                task = None
+            if task is None:
+                await self.service.wakeup.wait(self.poll_interval)
+                continue
+            await self.run_task(task)
+        log.info("worker %s stopped", self.name)
+
+    async def run_task(self, task: Task) -> None:
+        engine = self.engines[task.engine]
+        latest = [0.0]
+        context = GenerationContext(progress=lambda f: latest.__setitem__(0, max(latest[0], f)))
+        request = GenerationRequest(
+            task_id=task.id,
+            prompt=task.prompt,
+            aspect_ratio="9:16" if task.aspect_ratio == "9:16" else "16:9",
+            images=[self._input_path(key) for key in task.image_keys],
+            options={},
+        )
+        with tempfile.TemporaryDirectory(dir=self.scratch) as workdir:
+            output = Path(workdir) / "result.mp4"
+            generation = asyncio.create_task(engine.generate(request, output, context))
+            reporter = asyncio.create_task(self._report(task, latest, context))
+            try:
+                await generation
+            except GenerationCancelled:
+                log.info("task %s: engine stopped (cancelled or lost)", task.id)
+                return
+            except EngineFailure as failure:
+                log.warning("task %s failed: %s (%s)", task.id, failure.code, failure.detail)
+                await self.service.fail(task, failure.code, failure.message)
+                return
+            except Exception:
+                log.exception("task %s: engine crashed", task.id)
+                await self.service.fail(task, "service_error", "The engine failed unexpectedly.")
+                return
+            finally:
+                reporter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reporter
+            await self.service.complete(task, output)
+
+    async def _report(self, task: Task, latest: list[float], context: GenerationContext) -> None:
+        """Send progress at most once a second; each report renews the lease."""
+        sent = task.progress
+        while True:
+            await asyncio.sleep(PROGRESS_INTERVAL)
+            progress = next_progress(sent, latest[0])
+            try:
+                beat = await self.service.heartbeat(task, progress if progress != sent else None)
+            except Exception:
+                log.exception("task %s: heartbeat failed; will retry", task.id)
+                continue
+            sent = progress
+            if not beat.held or beat.cancel_requested:
+                log.warning("task %s: no longer held by this attempt; stopping", task.id)
+                context.cancelled.set()
+                return
+
+    def _input_path(self, key: str) -> Path:
+        path = self.files.path(key)
+        if path is None:
+            raise FileNotFoundError(f"input file {key} is missing")
+        return path

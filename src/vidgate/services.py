@@ -1,0 +1,68 @@
+"""The services one process runs on, built from Settings and closed together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from vidgate.auth.accounts import AccountService, CreatedAccount
+from vidgate.engines.base import Engine
+from vidgate.engines.preview import PreviewEngine
+from vidgate.engines.registry import DEFAULT_MODELS, ModelRegistry
+from vidgate.media.egress import EgressPolicy
+from vidgate.media.files import LocalFileStore
+from vidgate.media.signing import UrlSigner
+from vidgate.settings import Settings
+from vidgate.store.database import Database
+from vidgate.tasks.service import TaskService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    accounts: AccountService
+    tasks: TaskService
+    registry: ModelRegistry
+    engines: Mapping[str, Engine]
+    files: LocalFileStore
+    signer: UrlSigner
+    egress: EgressPolicy
+
+    async def close(self) -> None:
+        await self.egress.aclose()
+        await self.db.close()
+
+
+async def open_services(
+    settings: Settings,
+    *,
+    registry: ModelRegistry | None = None,
+    engines: Mapping[str, Engine] | None = None,
+) -> Services:
+    """Migrate the database, then wire every service to it."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    await db.migrate()
+    registry = registry or ModelRegistry.of(DEFAULT_MODELS)
+    engines = engines or {"preview": PreviewEngine()}
+    missing = {spec.engine for spec in registry} - set(engines)
+    if missing:
+        raise ValueError(f"models name engines that are not configured: {sorted(missing)}")
+    files = LocalFileStore(settings.files_dir)
+    egress = EgressPolicy(allow=settings.egress_allow, ca_bundle=settings.egress_ca_bundle)
+    accounts = AccountService(db)
+    signer = UrlSigner(await accounts.signing_secret(), settings.base_url)
+    tasks = TaskService(db, registry, files, egress, lease_seconds=settings.lease_seconds)
+    return Services(settings, db, accounts, tasks, registry, engines, files, signer, egress)
+
+
+async def bootstrap(services: Services) -> CreatedAccount | None:
+    settings = services.settings
+    return await services.accounts.bootstrap(
+        key=settings.bootstrap_key, credits=Decimal(str(settings.bootstrap_credits))
+    )

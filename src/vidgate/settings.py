@@ -1,0 +1,66 @@
+"""The one Settings object: every VIDGATE_* environment variable, read once and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Built once in ``cli.main()`` (or a test fixture) and handed to everything that needs it."""
+
+    model_config = SettingsConfigDict(env_prefix="VIDGATE_", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; default: SQLite in the data dir"
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = Field(
+        default=None, description="Base URL that result links are built on"
+    )
+    workers: int = Field(default=1, ge=0, description="In-process workers beside the API")
+    bootstrap_key: str | None = None
+    bootstrap_credits: float = 1000.0
+    egress_allow: Annotated[frozenset[tuple[str, int]], NoDecode] = frozenset()
+    egress_ca_bundle: Path | None = None
+    result_url_ttl_seconds: int = Field(default=24 * 3600, ge=24 * 3600)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    poll_interval_seconds: float = Field(default=0.5, gt=0)
+    log_level: str = "INFO"
+
+    @field_validator("egress_allow", mode="before")
+    @classmethod
+    def _parse_allow(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs: set[tuple[str, int]] = set()
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            host, sep, port = item.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"VIDGATE_EGRESS_ALLOW entries are host:port, got {item!r}")
+            pairs.add((host.strip("[]").lower(), int(port)))
+        return frozenset(pairs)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'vidgate.db').resolve()}"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if host in ("0.0.0.0", "[::]"):  # noqa: S104 - only naming the wildcard, not binding
+            host = "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"

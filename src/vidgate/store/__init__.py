@@ -1,0 +1,1 @@
+"""Storage: the SQLAlchemy tables, the only place with SQL, and the Alembic migrations."""

@@ -1,0 +1,125 @@
+"""The database tables. Money is integer hundredths of a credit; times are unix seconds."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Server-wide facts that every replica must agree on: the URL signing secret, the bootstrap mark.
+server_state = Table(
+    "server_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("user_group", String(64), nullable=False, default="default"),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    # The available balance, kept equal to the sum of the ledger entries' amounts by the only
+    # code that writes either (billing); the CHECK is the last wall against overdraft.
+    Column("balance_cents", BigInteger, nullable=False, default=0),
+    Column("created_at", Double, nullable=False),
+    CheckConstraint("balance_cents >= 0", name="balance_not_negative"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Double, nullable=False),
+    Column("last_used_at", Double),
+    Column("expires_at", Double),
+    Column("revoked_at", Double),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("model", String(100), nullable=False),
+    Column("engine", String(100), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("progress", Integer, nullable=False, default=0),
+    Column("prompt", Text, nullable=False),
+    Column("aspect_ratio", String(8), nullable=False),
+    Column("image_keys", JSON, nullable=False),
+    Column("callback_url", Text),
+    # What the request carried beyond the fields vidgate acts on (SPEC.md §2: recorded).
+    Column("extra", JSON, nullable=False),
+    Column("user_group", String(64), nullable=False),
+    Column("credits_cents", BigInteger, nullable=False),
+    Column("estimated_time", Integer, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Column("started_at", Double),
+    Column("finished_at", Double),
+    # Fencing: every claim increments the attempt; a worker's writes name the attempt they hold.
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("lease_owner", String(100)),
+    Column("lease_expires_at", Double),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("result_key", Text),
+    Column("error_code", String(64)),
+    Column("error_message", Text),
+    CheckConstraint(
+        "status IN ('pending', 'processing', 'completed', 'failed')", name="status_known"
+    ),
+    CheckConstraint("progress >= 0 AND progress <= 100", name="progress_range"),
+)
+Index("ix_tasks_claim", tasks.c.status, tasks.c.created_at)
+Index("ix_tasks_account_created", tasks.c.account_id, tasks.c.created_at)
+Index("ix_tasks_lease", tasks.c.status, tasks.c.lease_expires_at)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("task_id", ForeignKey("tasks.id")),
+    Column("kind", String(16), nullable=False),
+    # 'reserve' for a task's reservation, 'settle' for its capture or release: the unique pair
+    # below makes a second reservation or a second settlement of one task impossible.
+    Column("phase", String(8)),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("credits_cents", BigInteger, nullable=False),
+    Column("reason", Text),
+    Column("created_at", Double, nullable=False),
+    CheckConstraint(
+        "kind IN ('topup', 'reserve', 'capture', 'release', 'adjustment')", name="kind_known"
+    ),
+    UniqueConstraint("task_id", "phase", name="uq_ledger_entries_task_phase"),
+)

@@ -1,0 +1,248 @@
+"""SQL for tasks: insert, read, claim with a lease, fenced progress and finish, lease reaping."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vidgate.store.tables import tasks
+from vidgate.tasks.model import Task, TaskError, TaskStatus
+
+
+def _to_task(row: Row[Any]) -> Task:
+    m = row._mapping
+    error = TaskError(m["error_code"], m["error_message"] or "") if m["error_code"] else None
+    return Task(
+        id=m["id"],
+        account_id=m["account_id"],
+        model=m["model"],
+        engine=m["engine"],
+        status=TaskStatus(m["status"]),
+        progress=m["progress"],
+        prompt=m["prompt"],
+        aspect_ratio=m["aspect_ratio"],
+        image_keys=list(m["image_keys"]),
+        callback_url=m["callback_url"],
+        user_group=m["user_group"],
+        credits_cents=m["credits_cents"],
+        estimated_time=m["estimated_time"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        attempt=m["attempt"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        cancel_requested=bool(m["cancel_requested"]),
+        result_key=m["result_key"],
+        error=error,
+        extra=dict(m["extra"]),
+    )
+
+
+async def insert_task(conn: AsyncConnection, task: Task) -> None:
+    await conn.execute(
+        insert(tasks).values(
+            id=task.id,
+            account_id=task.account_id,
+            model=task.model,
+            engine=task.engine,
+            status=task.status.value,
+            progress=task.progress,
+            prompt=task.prompt,
+            aspect_ratio=task.aspect_ratio,
+            image_keys=task.image_keys,
+            callback_url=task.callback_url,
+            extra=task.extra,
+            user_group=task.user_group,
+            credits_cents=task.credits_cents,
+            estimated_time=task.estimated_time,
+            created_at=task.created_at,
+            updated_at=task.updated_at,
+            attempt=0,
+            cancel_requested=False,
+        )
+    )
+
+
+async def get_task(
+    conn: AsyncConnection, task_id: str, *, account_id: str | None = None
+) -> Task | None:
+    query = select(tasks).where(tasks.c.id == task_id)
+    if account_id is not None:
+        query = query.where(tasks.c.account_id == account_id)
+    row = (await conn.execute(query)).first()
+    return _to_task(row) if row else None
+
+
+async def claim_task(
+    conn: AsyncConnection,
+    *,
+    worker: str,
+    now: float,
+    lease_seconds: float,
+    engines: Collection[str] | None = None,
+) -> Task | None:
+    """Take the oldest pending task: processing, a lease, the next attempt number."""
+    pick = (
+        select(tasks.c.id)
+        .where(tasks.c.status == TaskStatus.PENDING.value)
+        .order_by(tasks.c.created_at, tasks.c.id)
+        .limit(1)
+    )
+    if engines is not None:
+        pick = pick.where(tasks.c.engine.in_(list(engines)))
+    if conn.dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    task_id = (await conn.execute(pick)).scalar()
+    if task_id is None:
+        return None
+    row = (
+        await conn.execute(
+            update(tasks)
+            .where(tasks.c.id == task_id, tasks.c.status == TaskStatus.PENDING.value)
+            .values(
+                status=TaskStatus.PROCESSING.value,
+                attempt=tasks.c.attempt + 1,
+                lease_owner=worker,
+                lease_expires_at=now + lease_seconds,
+                started_at=func.coalesce(tasks.c.started_at, now),
+                updated_at=now,
+            )
+            .returning(*tasks.c)
+        )
+    ).first()
+    return _to_task(row) if row else None
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What a worker learns when it reports: whether it still holds the task, and if cancelled."""
+
+    held: bool
+    cancel_requested: bool = False
+
+
+async def heartbeat(
+    conn: AsyncConnection,
+    task_id: str,
+    attempt: int,
+    *,
+    now: float,
+    lease_seconds: float,
+    progress: int | None = None,
+) -> Heartbeat:
+    """Renew the lease (and raise progress) only while this attempt still holds the task."""
+    values: dict[str, Any] = {"lease_expires_at": now + lease_seconds, "updated_at": now}
+    if progress is not None:
+        # Progress never goes down, whatever order reports arrive in.
+        values["progress"] = func.max(tasks.c.progress, progress)
+        if conn.dialect.name == "postgresql":
+            values["progress"] = func.greatest(tasks.c.progress, progress)
+    row = (
+        await conn.execute(
+            update(tasks)
+            .where(_held(task_id, attempt))
+            .values(**values)
+            .returning(tasks.c.cancel_requested)
+        )
+    ).first()
+    if row is None:
+        return Heartbeat(held=False)
+    return Heartbeat(held=True, cancel_requested=bool(row[0]))
+
+
+def _held(task_id: str, attempt: int) -> Any:
+    return and_(
+        tasks.c.id == task_id,
+        tasks.c.status == TaskStatus.PROCESSING.value,
+        tasks.c.attempt == attempt,
+    )
+
+
+async def finish_task(
+    conn: AsyncConnection,
+    task_id: str,
+    *,
+    now: float,
+    status: TaskStatus,
+    attempt: int | None,
+    result_key: str | None = None,
+    error: TaskError | None = None,
+) -> Task | None:
+    """Compare-and-set to a terminal status; None when the task was not in the expected state.
+
+    With ``attempt`` the task must be processing under that attempt (a worker finishing);
+    without it, the task must be pending (a cancel before any worker took it).
+    """
+    assert status.is_terminal
+    if attempt is None:
+        condition = and_(tasks.c.id == task_id, tasks.c.status == TaskStatus.PENDING.value)
+    else:
+        condition = _held(task_id, attempt)
+    values: dict[str, Any] = {
+        "status": status.value,
+        "finished_at": now,
+        "updated_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+    if status is TaskStatus.COMPLETED:
+        values.update(progress=100, result_key=result_key)
+    if error is not None:
+        values.update(error_code=error.code, error_message=error.message)
+    row = (
+        await conn.execute(update(tasks).where(condition).values(**values).returning(*tasks.c))
+    ).first()
+    return _to_task(row) if row else None
+
+
+async def release_task(conn: AsyncConnection, task_id: str, attempt: int, *, now: float) -> bool:
+    """Hand a held task back to the queue (shutdown or a lost engine), fenced by its attempt."""
+    result = await conn.execute(
+        update(tasks)
+        .where(_held(task_id, attempt))
+        .values(
+            status=TaskStatus.PENDING.value,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
+    return bool(result.rowcount)
+
+
+async def reap_expired_leases(conn: AsyncConnection, *, now: float) -> list[str]:
+    """Return tasks whose worker stopped renewing its lease to the queue."""
+    result = await conn.execute(
+        update(tasks)
+        .where(
+            tasks.c.status == TaskStatus.PROCESSING.value,
+            or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at < now),
+        )
+        .values(
+            status=TaskStatus.PENDING.value,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        .returning(tasks.c.id)
+    )
+    return [row[0] for row in result]
+
+
+async def average_run_seconds(
+    conn: AsyncConnection, model: str, *, limit: int = 20
+) -> float | None:
+    """The mean wall time of the model's most recent completed tasks on this server."""
+    recent = (
+        select((tasks.c.finished_at - tasks.c.created_at).label("took"))
+        .where(tasks.c.model == model, tasks.c.status == TaskStatus.COMPLETED.value)
+        .order_by(tasks.c.finished_at.desc())
+        .limit(limit)
+        .subquery()
+    )
+    value = (await conn.execute(select(func.avg(recent.c.took)))).scalar()
+    return float(value) if value is not None else None

@@ -1,0 +1,92 @@
+"""The task as the domain sees it, and the pure rules of how its status may change."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+TASK_ID_PREFIX = "task-unified-"
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED)
+
+
+def new_task_id(created: int) -> str:
+    """``task-unified-<unix seconds>-<8 chars of [a-z0-9]>``, the random part from a CSPRNG."""
+    suffix = "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+    return f"{TASK_ID_PREFIX}{created}-{suffix}"
+
+
+def is_task_id_shaped(task_id: str) -> bool:
+    return task_id.startswith(TASK_ID_PREFIX)
+
+
+def cents_to_credits(cents: int) -> Decimal:
+    return (Decimal(cents) / 100).quantize(Decimal("0.01"))
+
+
+def credits_to_cents(credits: Decimal) -> int:
+    return int((credits * 100).to_integral_value())
+
+
+@dataclass(frozen=True)
+class TaskError:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    account_id: str
+    model: str
+    engine: str
+    status: TaskStatus
+    progress: int
+    prompt: str
+    aspect_ratio: str
+    image_keys: list[str]
+    callback_url: str | None
+    user_group: str
+    credits_cents: int
+    estimated_time: int
+    created_at: float
+    updated_at: float
+    attempt: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    cancel_requested: bool = False
+    result_key: str | None = None
+    error: TaskError | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def created(self) -> int:
+        return int(self.created_at)
+
+    @property
+    def can_cancel(self) -> bool:
+        return not self.status.is_terminal
+
+    @property
+    def credits_reserved(self) -> Decimal:
+        return cents_to_credits(self.credits_cents)
+
+
+def next_progress(current: int, fraction: float) -> int:
+    """Progress while processing: 1..99, never lower than what was already reported."""
+    proposed = min(99, max(1, int(fraction * 100)))
+    return max(current, proposed)

@@ -1,0 +1,57 @@
+"""Fixtures for every suite: settings on a fresh data dir, services, the app over ASGI, keys."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from support import StaticServer
+from vidgate.app import create_app
+from vidgate.services import Services, open_services
+from vidgate.settings import Settings
+
+ADMIN_KEY = "sk-test-admin-0123456789abcdefghijklmnopqrstuvwxyzABCD"
+
+
+@pytest.fixture
+def static_server() -> Iterator[StaticServer]:
+    with StaticServer() as server:
+        yield server
+
+
+@pytest.fixture
+def settings(tmp_path: Path, static_server: StaticServer) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        workers=0,
+        egress_allow=frozenset({("127.0.0.1", static_server.port)}),
+        public_url="http://testserver",
+        bootstrap_key=ADMIN_KEY,
+        bootstrap_credits=1000,
+    )
+
+
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    opened = await open_services(settings)
+    await opened.accounts.bootstrap(key=ADMIN_KEY, credits=Decimal(1000))
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(services, workers=0)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://testserver",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ) as http:
+        yield http

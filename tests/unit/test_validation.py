@@ -1,0 +1,106 @@
+"""The create rules of SPEC.md §2, one by one, as pure functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from vidgate.engines.registry import DEFAULT_MODELS, ModelRegistry
+from vidgate.errors import FetchFailed, InvalidRequest
+from vidgate.tasks import validation
+
+REGISTRY = ModelRegistry.of(DEFAULT_MODELS)
+SPEC = REGISTRY.resolve("veo3.1-fast")
+
+
+def test_unknown_model_names_the_param_and_the_choices() -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        REGISTRY.resolve("sora")
+    assert raised.value.param == "model"
+    assert "veo3.1-fast" in raised.value.message
+
+
+def test_alias_resolves_to_the_model() -> None:
+    assert REGISTRY.resolve("veo3.1-fast-beta") is SPEC
+
+
+@pytest.mark.parametrize("prompt", ["", " ", "\n\t "])
+def test_blank_prompts_are_refused(prompt: str) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        validation.check_prompt(prompt, SPEC)
+    assert raised.value.param == "prompt"
+
+
+def test_prompt_length_limit_is_the_models() -> None:
+    assert validation.check_prompt("é" * 1000, SPEC) == "é" * 1000
+    with pytest.raises(InvalidRequest, match="1001 characters"):
+        validation.check_prompt("x" * 1001, SPEC)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"), [(None, "16:9"), ("16:9", "16:9"), ("9:16", "9:16"), ("auto", "auto")]
+)
+def test_aspect_ratios_accepted(given: str | None, expected: str) -> None:
+    assert validation.check_aspect(given, SPEC) == expected
+
+
+@pytest.mark.parametrize("given", ["4:3", "16:10", "", "16/9", "1:1"])
+def test_aspect_ratios_refused(given: str) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        validation.check_aspect(given, SPEC)
+    assert raised.value.param == "aspect_ratio"
+
+
+def test_at_most_two_images() -> None:
+    urls = ["https://example.com/a.png"] * 2
+    assert validation.check_images(urls, None, SPEC) == urls
+    with pytest.raises(InvalidRequest, match="at most 2") as raised:
+        validation.check_images([*urls, urls[0]], None, SPEC)
+    assert raised.value.param == "image_urls"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://example.com/a.png", "file:///etc/passwd", "example.com/a.png", "javascript:alert(1)"],
+)
+def test_image_urls_must_be_http(url: str) -> None:
+    with pytest.raises(FetchFailed) as raised:
+        validation.check_images([url], None, SPEC)
+    assert raised.value.param == "image_urls"
+
+
+@pytest.mark.parametrize(
+    ("generation_type", "count", "ok"),
+    [
+        ("TEXT", 0, True),
+        ("TEXT", 1, False),
+        ("FIRST&LAST", 0, False),
+        ("FIRST&LAST", 1, True),
+        ("FIRST&LAST", 2, True),
+        ("REFERENCE", 0, False),
+    ],
+)
+def test_generation_type_agrees_with_the_image_count(
+    generation_type: str, count: int, ok: bool
+) -> None:
+    urls = ["https://example.com/a.png"] * count
+    if ok:
+        validation.check_images(urls, generation_type, SPEC)
+    else:
+        with pytest.raises(InvalidRequest) as raised:
+            validation.check_images(urls, generation_type, SPEC)
+        assert raised.value.param == "generation_type"
+
+
+def test_quality() -> None:
+    validation.check_quality(None, SPEC)
+    validation.check_quality("720p", SPEC)
+    with pytest.raises(InvalidRequest) as raised:
+        validation.check_quality("1080p", SPEC)
+    assert raised.value.param == "quality"
+
+
+def test_callback_url_length() -> None:
+    validation.check_callback_length("https://example.com/" + "a" * 2028)
+    with pytest.raises(InvalidRequest, match="2049") as raised:
+        validation.check_callback_length("https://example.com/" + "a" * 2029)
+    assert raised.value.param == "callback_url"
