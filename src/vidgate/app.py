@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from vidgate.api import errors, files, health, models, tasks, videos
+from vidgate.api import admin, credits, errors, files, health, keys, models, tasks, videos
 from vidgate.queue.worker import Worker
 from vidgate.services import Services
 
@@ -57,7 +57,7 @@ def create_app(services: Services, *, workers: int | None = None) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
-    for module in (videos, tasks, models, files, health):
+    for module in (videos, tasks, models, credits, keys, admin, files, health):
         app.include_router(module.router)
     return app
 

@@ -16,6 +16,7 @@ SPEC.md §5. The class docstring is the default message.
     │   └── ModelNotFound         404 model_not_found
     ├── MethodNotAllowed          405 method_not_allowed
     ├── Conflict                  409 conflict
+    │   └── TaskNotCancellable    409 task_not_cancellable
     ├── RequestTooLarge           413 request_too_large
     ├── RateLimited               429 rate_limit_exceeded
     ├── InternalError             500 internal_error
@@ -135,6 +136,12 @@ class Conflict(VidgateError):
     status = 409
     code = "conflict"
     type = "invalid_request_error"
+
+
+class TaskNotCancellable(Conflict):
+    """The task has finished; it can no longer be cancelled."""
+
+    code = "task_not_cancellable"
 
 
 class RequestTooLarge(VidgateError):

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from vidgate.auth.accounts import AccountService, CreatedAccount
+from vidgate.auth.rate_limit import RateLimiter
+from vidgate.billing.ledger import LedgerService
 from vidgate.engines.base import Engine
 from vidgate.engines.preview import PreviewEngine
 from vidgate.engines.registry import DEFAULT_MODELS, ModelRegistry
@@ -26,14 +28,17 @@ class Services:
     settings: Settings
     db: Database
     accounts: AccountService
+    ledger: LedgerService
     tasks: TaskService
     registry: ModelRegistry
     engines: Mapping[str, Engine]
     files: LocalFileStore
     signer: UrlSigner
     egress: EgressPolicy
+    limiter: RateLimiter
 
     async def close(self) -> None:
+        await self.limiter.aclose()
         await self.egress.aclose()
         await self.db.close()
 
@@ -57,8 +62,27 @@ async def open_services(
     egress = EgressPolicy(allow=settings.egress_allow, ca_bundle=settings.egress_ca_bundle)
     accounts = AccountService(db)
     signer = UrlSigner(await accounts.signing_secret(), settings.base_url)
-    tasks = TaskService(db, registry, files, egress, lease_seconds=settings.lease_seconds)
-    return Services(settings, db, accounts, tasks, registry, engines, files, signer, egress)
+    tasks = TaskService(
+        db,
+        registry,
+        files,
+        egress,
+        lease_seconds=settings.lease_seconds,
+        max_active_tasks=settings.max_active_tasks,
+    )
+    return Services(
+        settings,
+        db,
+        accounts,
+        LedgerService(db),
+        tasks,
+        registry,
+        engines,
+        files,
+        signer,
+        egress,
+        RateLimiter(settings.redis_url),
+    )
 
 
 async def bootstrap(services: Services) -> CreatedAccount | None:

@@ -31,6 +31,15 @@ class Settings(BaseSettings):
     result_url_ttl_seconds: int = Field(default=24 * 3600, ge=24 * 3600)
     lease_seconds: float = Field(default=60.0, gt=0)
     poll_interval_seconds: float = Field(default=0.5, gt=0)
+    rate_limit_per_minute: int = Field(
+        default=600, ge=0, description="Requests per minute per key (0: unlimited)"
+    )
+    max_active_tasks: int = Field(
+        default=100, ge=0, description="Unfinished tasks per account (0: unlimited)"
+    )
+    redis_url: str | None = Field(
+        default=None, description="Shares rate limits between API replicas"
+    )
     log_level: str = "INFO"
 
     @field_validator("egress_allow", mode="before")

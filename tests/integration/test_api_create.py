@@ -10,7 +10,7 @@ import pytest
 from conftest import ADMIN_KEY
 from support import StaticServer, image_bytes, structured_image
 from vidgate.services import Services
-from vidgate.store.account_rows import balance_cents
+from vidgate.store.ledger_rows import balance_cents
 
 SEED_REQUEST = {"model": "veo3.1-fast", "prompt": "A cat playing piano"}
 

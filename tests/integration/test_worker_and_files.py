@@ -13,7 +13,7 @@ from vidgate.engines.base import EngineFailure, GenerationContext, GenerationReq
 from vidgate.media.video import probe
 from vidgate.queue.worker import Worker
 from vidgate.services import Services
-from vidgate.store.account_rows import balance_cents
+from vidgate.store.ledger_rows import balance_cents
 
 SEED_REQUEST = {"model": "veo3.1-fast", "prompt": "A cat playing piano"}
 

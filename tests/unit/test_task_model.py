@@ -17,7 +17,8 @@ from vidgate.tasks.model import (
     new_task_id,
     next_progress,
 )
-from vidgate.tasks.service import price_for
+from vidgate.billing.pricing import price_for
+from vidgate.store.account_rows import GroupLimits
 
 ID_SHAPE = re.compile(r"task-unified-1757169743-[a-z0-9]{8}")
 
@@ -47,10 +48,9 @@ def test_cents_round_trip(cents: int) -> None:
 
 def test_price_is_rounded_to_hundredths() -> None:
     spec = ModelSpec(name="m", engine="preview", price=Decimal("25.705"))
-    assert price_for(spec, "default") == Decimal("25.71")
-    assert price_for(
-        ModelSpec(name="m", engine="preview", price=Decimal("25.7")), "nobody"
-    ) == Decimal("25.70")
+    assert price_for(spec, GroupLimits("default")) == Decimal("25.71")
+    assert price_for(spec, GroupLimits("vip", Decimal("0.8"))) == Decimal("20.56")  # 20.564
+    assert price_for(spec, GroupLimits("free", Decimal("0"))) == Decimal("0.00")
 
 
 @given(st.integers(min_value=0, max_value=99), st.floats(min_value=0, max_value=1))

@@ -1,11 +1,14 @@
-"""What routes depend on: the process's services and the caller's identity."""
+"""What routes depend on: the process's services, the caller's identity, and its rate limit."""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from vidgate.auth.accounts import require_admin
+from vidgate.errors import RateLimited
 from vidgate.services import Services
 from vidgate.store.account_rows import Principal
 
@@ -19,8 +22,27 @@ async def get_principal(
     request: Request,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
-    return await get_services(request).accounts.authenticate(authorization)
+    """The caller, authenticated and counted against its key's requests-per-minute limit."""
+    services = get_services(request)
+    principal = await services.accounts.authenticate(authorization)
+    per_minute = principal.group.rate_limit_per_minute
+    if per_minute is None:
+        per_minute = services.settings.rate_limit_per_minute
+    retry_after = await services.limiter.hit(principal.key_id, per_minute)
+    if retry_after is not None:
+        seconds = max(1, math.ceil(retry_after))
+        raise RateLimited(
+            f"This key is limited to {per_minute} requests a minute; retry in {seconds} s.",
+            headers={"Retry-After": str(seconds)},
+        )
+    return principal
+
+
+async def get_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    require_admin(principal)
+    return principal
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+AdminDep = Annotated[Principal, Depends(get_admin)]

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from vidgate.api.deps import PrincipalDep, ServicesDep
 from vidgate.api.schemas import ModelEntry, ModelList
-from vidgate.tasks.service import price_for
+from vidgate.billing.pricing import price_for
 
 router = APIRouter(tags=["models"])
 
@@ -19,7 +19,7 @@ async def list_models(principal: PrincipalDep, services: ServicesDep) -> ModelLi
                 id=spec.name,
                 engine=spec.engine,
                 aliases=list(spec.aliases),
-                price=float(price_for(spec, principal.user_group)),
+                price=float(price_for(spec, principal.group)),
                 max_prompt_chars=spec.max_prompt_chars,
                 aspect_ratios=list(spec.aspect_ratios),
                 max_images=spec.max_images,

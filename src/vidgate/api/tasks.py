@@ -16,3 +16,13 @@ router = APIRouter(tags=["tasks"])
 @router.get("/v1/tasks/{task_id}", response_model=TaskObject, response_model_exclude_none=True)
 async def get_task(task_id: str, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
     return present(services, await services.tasks.get(principal, task_id))
+
+
+@router.post(
+    "/v1/tasks/{task_id}/cancel", response_model=TaskObject, response_model_exclude_none=True
+)
+async def cancel_task(
+    task_id: str, principal: PrincipalDep, services: ServicesDep
+) -> dict[str, Any]:
+    """Cancel a pending task at once, or ask a processing one's worker to stop (409 when done)."""
+    return present(services, await services.tasks.cancel(principal, task_id))

@@ -1,4 +1,4 @@
-"""Accounts and keys: authenticating requests, creating accounts, the first-start bootstrap."""
+"""Accounts, user groups and keys: authenticating requests, managing them, the first-start bootstrap."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.auth.keys import bearer_token, hash_key, make_key, new_id
-from vidgate.errors import Conflict, Unauthorized
-from vidgate.store import account_rows
-from vidgate.store.account_rows import Principal
+from vidgate.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
+from vidgate.store import account_rows, ledger_rows
+from vidgate.store.account_rows import Account, GroupLimits, KeyRecord, Principal
 from vidgate.store.database import Database
 from vidgate.tasks.model import credits_to_cents
 
@@ -20,6 +22,16 @@ log = logging.getLogger(__name__)
 
 BOOTSTRAP_MARK = "bootstrapped"
 ADMIN_ACCOUNT = "admin"
+# last_used_at is written at most this often per key, so authentication stays a read.
+TOUCH_INTERVAL = 60.0
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    """A new key: ``secret`` is shown once, here, and never again."""
+
+    record: KeyRecord
+    secret: str
 
 
 @dataclass(frozen=True)
@@ -34,49 +46,185 @@ class AccountService:
         self.db = db
         self.clock = clock
 
+    # --- authentication --------------------------------------------------------------------
+
     async def authenticate(self, authorization: str | None) -> Principal:
         token = bearer_token(authorization)
         if token is None:
             raise Unauthorized()
+        now = self.clock()
         async with self.db.read() as conn:
-            principal = await account_rows.principal_for_key(
-                conn, hash_key(token), now=self.clock()
-            )
+            principal = await account_rows.principal_for_key(conn, hash_key(token), now=now)
         if principal is None:
             raise Unauthorized("The API key is not valid, has expired or was revoked.")
+        last = principal.key_last_used_at
+        if last is None or now - last >= TOUCH_INTERVAL:
+            async with self.db.write() as conn:
+                await account_rows.touch_key(conn, principal.key_id, now=now)
         return principal
+
+    # --- accounts and groups ---------------------------------------------------------------
 
     async def create_account(
         self,
         name: str,
         *,
         credits: Decimal = Decimal(0),
+        group: str = "default",
         is_admin: bool = False,
         key: str | None = None,
     ) -> CreatedAccount:
         """A new account with one key (made here, or the given one) and its opening credits."""
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise InvalidRequest("An account name is 1 to 200 characters.", param="name")
+        if credits < 0:
+            raise InvalidRequest("Opening credits cannot be negative.", param="credits")
         new_key = make_key(key)
         account_id = new_id("acct")
         now = self.clock()
         async with self.db.write() as conn:
-            if await account_rows.account_exists(conn, name):
+            if await account_rows.find_account(conn, name) is not None:
                 raise Conflict(f"An account named {name!r} already exists.")
+            await self._require_group(conn, group)
             await account_rows.insert_account(
-                conn, account_id=account_id, name=name, now=now, is_admin=is_admin
-            )
-            await account_rows.insert_api_key(
                 conn,
-                key_id=new_id("key"),
                 account_id=account_id,
-                name="default",
-                prefix=new_key.prefix,
-                key_hash=new_key.hash,
+                name=name,
                 now=now,
+                is_admin=is_admin,
+                user_group=group,
             )
+            await self._insert_key(conn, account_id, "default", new_key.secret, None, now)
             cents = credits_to_cents(credits)
             if cents > 0:
-                await account_rows.top_up(conn, account_id, cents, now=now, reason="opening")
+                await ledger_rows.top_up(conn, account_id, cents, now=now, reason="opening")
         return CreatedAccount(account_id, name, new_key.secret)
+
+    async def get_account(self, ref: str) -> Account:
+        async with self.db.read() as conn:
+            account = await account_rows.find_account(conn, ref)
+        if account is None:
+            raise NotFound(f"No account {ref!r}.")
+        return account
+
+    async def list_accounts(self) -> list[Account]:
+        async with self.db.read() as conn:
+            return await account_rows.list_accounts(conn)
+
+    async def set_group(self, ref: str, group: str) -> Account:
+        async with self.db.write() as conn:
+            account = await account_rows.find_account(conn, ref)
+            if account is None:
+                raise NotFound(f"No account {ref!r}.")
+            await self._require_group(conn, group)
+            await account_rows.set_account_group(conn, account.id, group)
+        return await self.get_account(account.id)
+
+    async def set_group_limits(
+        self,
+        name: str,
+        *,
+        price_ratio: str | Decimal,
+        rate_limit_per_minute: int | None = None,
+        max_active_tasks: int | None = None,
+    ) -> GroupLimits:
+        name = name.strip()
+        if not name or len(name) > 64:
+            raise InvalidRequest("A group name is 1 to 64 characters.", param="name")
+        try:
+            ratio = Decimal(str(price_ratio))
+        except InvalidOperation:
+            raise InvalidRequest(
+                f"price_ratio {price_ratio!r} is not a number.", param="price_ratio"
+            ) from None
+        if not ratio.is_finite() or ratio < 0 or ratio > 1000:
+            raise InvalidRequest("price_ratio is a number from 0 to 1000.", param="price_ratio")
+        for param, value in (
+            ("rate_limit_per_minute", rate_limit_per_minute),
+            ("max_active_tasks", max_active_tasks),
+        ):
+            if value is not None and value < 0:
+                raise InvalidRequest(f"{param} cannot be negative.", param=param)
+        group = GroupLimits(name, ratio, rate_limit_per_minute, max_active_tasks)
+        async with self.db.write() as conn:
+            await account_rows.upsert_group(conn, group, now=self.clock())
+        return group
+
+    async def list_groups(self) -> list[GroupLimits]:
+        async with self.db.read() as conn:
+            return await account_rows.list_groups(conn)
+
+    @staticmethod
+    async def _require_group(conn: AsyncConnection, group: str) -> None:
+        if await account_rows.get_group(conn, group) is None:
+            raise InvalidRequest(
+                f"There is no user group {group!r}; create it first.", param="group"
+            )
+
+    # --- keys ------------------------------------------------------------------------------
+
+    async def create_key(
+        self, account_ref: str, *, name: str = "default", expires_at: float | None = None
+    ) -> CreatedKey:
+        name = name.strip() or "default"
+        if len(name) > 200:
+            raise InvalidRequest("A key name is at most 200 characters.", param="name")
+        now = self.clock()
+        if expires_at is not None and expires_at <= now:
+            raise InvalidRequest("expires_at must be in the future.", param="expires_at")
+        new_key = make_key()
+        async with self.db.write() as conn:
+            account = await account_rows.find_account(conn, account_ref)
+            if account is None:
+                raise NotFound(f"No account {account_ref!r}.")
+            key_id = await self._insert_key(conn, account.id, name, new_key.secret, expires_at, now)
+            record = await account_rows.get_key(conn, key_id)
+        assert record is not None
+        return CreatedKey(record, new_key.secret)
+
+    async def list_keys(self, account_ref: str) -> list[KeyRecord]:
+        async with self.db.read() as conn:
+            account = await account_rows.find_account(conn, account_ref)
+            if account is None:
+                raise NotFound(f"No account {account_ref!r}.")
+            return await account_rows.list_keys(conn, account.id)
+
+    async def revoke_key(self, key_id: str, *, account_id: str | None = None) -> KeyRecord:
+        """Revoke a key; with ``account_id``, only one of that account's own keys."""
+        async with self.db.write() as conn:
+            record = await account_rows.get_key(conn, key_id)
+            if record is None or (account_id is not None and record.account_id != account_id):
+                raise NotFound(f"No key {key_id!r}.")
+            await account_rows.revoke_key(conn, key_id, now=self.clock())
+            revoked = await account_rows.get_key(conn, key_id)
+        assert revoked is not None
+        return revoked
+
+    @staticmethod
+    async def _insert_key(
+        conn: AsyncConnection,
+        account_id: str,
+        name: str,
+        secret: str,
+        expires_at: float | None,
+        now: float,
+    ) -> str:
+        material = make_key(secret)
+        key_id = new_id("key")
+        await account_rows.insert_api_key(
+            conn,
+            key_id=key_id,
+            account_id=account_id,
+            name=name,
+            prefix=material.prefix,
+            key_hash=material.hash,
+            now=now,
+            expires_at=expires_at,
+        )
+        return key_id
+
+    # --- server bootstrap ------------------------------------------------------------------
 
     async def bootstrap(self, *, key: str | None, credits: Decimal) -> CreatedAccount | None:
         """Create the admin account on the database's first start; None on every later start.
@@ -93,18 +241,10 @@ class AccountService:
             await account_rows.insert_account(
                 conn, account_id=account_id, name=ADMIN_ACCOUNT, now=now, is_admin=True
             )
-            await account_rows.insert_api_key(
-                conn,
-                key_id=new_id("key"),
-                account_id=account_id,
-                name="bootstrap",
-                prefix=new_key.prefix,
-                key_hash=new_key.hash,
-                now=now,
-            )
+            await self._insert_key(conn, account_id, "bootstrap", new_key.secret, None, now)
             cents = credits_to_cents(credits)
             if cents > 0:
-                await account_rows.top_up(conn, account_id, cents, now=now, reason="bootstrap")
+                await ledger_rows.top_up(conn, account_id, cents, now=now, reason="bootstrap")
         log.info("bootstrap: admin account %s made", account_id)
         return CreatedAccount(account_id, ADMIN_ACCOUNT, new_key.secret)
 
@@ -115,3 +255,8 @@ class AccountService:
             value = await account_rows.get_state(conn, "url_signing_secret")
         assert value is not None
         return bytes.fromhex(value)
+
+
+def require_admin(principal: Principal) -> None:
+    if not principal.is_admin:
+        raise Forbidden("This needs an admin key.")

@@ -300,18 +300,13 @@ class CrossfadeScene:
         height: int,
         *,
         frame_count: int = FRAME_COUNT,
-        zoom: float = 1.06,
-        supersample: int = 2,
+        zoom: float = 1.08,
     ) -> None:
         self.width, self.height, self.frame_count, self.zoom = width, height, frame_count, zoom
         self._first = rgb_to_yuv420(fit_image(first, width, height))
         self._last = rgb_to_yuv420(fit_image(last, width, height))
-        self._sources = (
-            ZoomableFrame(self._first, supersample=supersample),
-            ZoomableFrame(self._last, supersample=supersample),
-        )
-        self._scratch = np.empty(self._first.shape, np.uint16)
-        self._other = np.empty(self._first.shape, np.uint16)
+        self._sources = (ZoomableFrame(self._first), ZoomableFrame(self._last))
+        self._mixed = ZoomableFrame(self._first)
 
     def frame(self, index: int) -> Yuv420:
         if index <= 0:
@@ -319,24 +314,16 @@ class CrossfadeScene:
         if index >= self.frame_count - 1:
             return self._last.copy()
         t = index / (self.frame_count - 1)
-        box = _centred_box(
-            self.width, self.height, 1 + (self.zoom - 1) * math.sin(math.pi * t), 0, 0
-        )
-        # Zoom each picture, then mix: the same as mixing then zooming, but the zoom sources are
-        # prepared once instead of per frame.
-        weight = round(_ease((t - 0.2) / 0.6) * 256)
-        if weight == 0:
+        # sin² starts and ends the zoom gently; the fade waits for the zoom to get going.
+        zoom = 1 + (self.zoom - 1) * math.sin(math.pi * t) ** 2
+        box = _centred_box(self.width, self.height, zoom, 0, 0)
+        weight = _ease((t - 0.2) / 0.6)
+        if weight <= 0:
             return self._sources[0].render(box)
-        if weight == 256:
+        if weight >= 1:
             return self._sources[1].render(box)
-        mixed, last = self._sources[0].render(box), self._sources[1].render(box)
-        np.multiply(mixed, 256 - weight, out=self._scratch, dtype=np.uint16)
-        np.multiply(last, weight, out=self._other, dtype=np.uint16)
-        np.add(self._scratch, self._other, out=self._scratch)
-        np.add(self._scratch, 128, out=self._scratch)
-        np.right_shift(self._scratch, 8, out=self._scratch)
-        np.copyto(mixed, self._scratch, casting="unsafe")
-        return mixed
+        self._mixed.mix(*self._sources, weight)
+        return self._mixed.render(box)
 
 
 def load_image(path: Path) -> Image.Image:

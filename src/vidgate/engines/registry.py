@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -67,5 +67,5 @@ class ModelRegistry:
             )
         return spec
 
-    def __iter__(self) -> Iterable[ModelSpec]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[ModelSpec]:
         return iter(self.models.values())

@@ -89,43 +89,95 @@ def yuv420_planes(frame: Yuv420) -> tuple[Yuv420, Yuv420, Yuv420]:
 
 
 class ZoomableFrame:
-    """A still frame that renders any box of itself, enlarged to full size, in a millisecond or two.
+    """A still frame that renders any box of itself, enlarged to full size, in about a millisecond.
 
-    libswscale is several times faster than Pillow or numpy but crops only on whole pixels, which
-    makes slow zooms judder. So the planes are enlarged once (``supersample`` times for luma,
-    ``chroma_supersample`` times for chroma) and each box is rounded on that finer grid: with 4,
-    a box edge is off by at most 1/8 of an output pixel.
+    libswscale is several times faster than Pillow or numpy at this, but it crops on whole pixels
+    only, which makes a slow zoom judder. So each axis is planned (see ``exact_crop``) as a crop
+    of whole pixels, scaled to a slightly larger size, then cut to the frame on whole pixels:
+    that lands within a few hundredths of a pixel of the exact box. The planes are padded with
+    their edge pixels so the plan may reach past the frame's border.
     """
 
-    def __init__(self, frame: Yuv420, *, supersample: int = 4, chroma_supersample: int = 2):
+    def __init__(self, frame: Yuv420) -> None:
         self.height, self.width = frame.shape[0] * 2 // 3, frame.shape[1]
-        self._scales = (supersample, chroma_supersample, chroma_supersample)
-        self._planes = [
-            _scale_plane(plane, plane.shape[1] * scale, plane.shape[0] * scale, "BICUBIC")
-            for plane, scale in zip(yuv420_planes(frame), self._scales, strict=True)
-        ]
+        self.planes = [np.pad(plane, _PAD, mode="edge") for plane in yuv420_planes(frame)]
+        self._scratch: list[NDArray[np.uint16]] = []
 
     def render(self, box: tuple[float, float, float, float]) -> Yuv420:
         """The part of the frame inside ``box`` (left, top, right, bottom, in frame pixels)."""
         out = np.empty((self.height * 3 // 2, self.width), np.uint8)
-        for source, target, scale, subsampling in zip(
-            self._planes, yuv420_planes(out), self._scales, (1, 2, 2), strict=True
+        for source, target, subsampling in zip(
+            self.planes, yuv420_planes(out), (1, 2, 2), strict=True
         ):
-            factor = scale / subsampling
-            rows, cols = source.shape
-            left, right = (min(cols, max(0, round(edge * factor))) for edge in box[0::2])
-            top, bottom = (min(rows, max(0, round(edge * factor))) for edge in box[1::2])
-            view = source[top : max(bottom, top + 1), left : max(right, left + 1)]
-            target[:] = _scale_plane(view, target.shape[1], target.shape[0], "FAST_BILINEAR")
+            rows, cols = target.shape
+            left, width, scaled_width, cut_x = exact_crop(
+                box[0] / subsampling, (box[2] - box[0]) / subsampling, cols
+            )
+            top, height, scaled_height, cut_y = exact_crop(
+                box[1] / subsampling, (box[3] - box[1]) / subsampling, rows
+            )
+            view = source[top + _PAD : top + _PAD + height, left + _PAD : left + _PAD + width]
+            frame = av.VideoFrame.from_numpy_buffer(view, format="gray")
+            # One sws thread: libx264 is already keeping the other cores busy.
+            scaled = frame.reformat(
+                width=scaled_width, height=scaled_height, interpolation="BICUBIC", threads=1
+            ).to_ndarray()
+            target[:] = scaled[cut_y : cut_y + rows, cut_x : cut_x + cols]
         return out
 
+    def mix(self, first: ZoomableFrame, last: ZoomableFrame, weight: float) -> None:
+        """Make this frame ``first`` * (1 - weight) + ``last`` * weight, in place."""
+        level = round(min(1.0, max(0.0, weight)) * 256)
+        if not self._scratch:
+            self._scratch = [np.empty(plane.shape, np.uint16) for plane in self.planes * 2]
+        for index, (target, a, b) in enumerate(
+            zip(self.planes, first.planes, last.planes, strict=True)
+        ):
+            # Integer maths into preallocated memory: fresh temporaries cost more than the maths.
+            mixed, other = self._scratch[index], self._scratch[index + 3]
+            np.multiply(a, 256 - level, out=mixed, dtype=np.uint16)
+            np.multiply(b, level, out=other, dtype=np.uint16)
+            np.add(mixed, other, out=mixed)
+            np.add(mixed, 128, out=mixed)
+            np.right_shift(mixed, 8, out=mixed)
+            np.copyto(target, mixed, casting="unsafe")
 
-def _scale_plane(plane: Yuv420, width: int, height: int, interpolation: str) -> Yuv420:
-    # Plain two-tap filtering is enough when shrinking from a smooth, enlarged plane; one sws
-    # thread because libx264 already keeps the other cores busy.
-    frame = av.VideoFrame.from_numpy_buffer(plane, format="gray")
-    scaled = frame.reformat(width=width, height=height, interpolation=interpolation, threads=1)
-    return np.asarray(scaled.to_ndarray(), dtype=np.uint8)
+
+# How far the plan may look for a good crop, and so how wide the padding must be.
+_SPARE: Final = 32
+_PAD: Final = 2 * _SPARE
+
+
+def exact_crop(start: float, length: float, size: int) -> tuple[int, int, int, int]:
+    """Plan one axis of a box (``start``, ``length``) shown at ``size`` pixels, in whole pixels.
+
+    Returns (crop start, crop length, scaled size, cut start): take ``crop length`` source
+    pixels from ``crop start`` (which may reach ``2 * _SPARE`` pixels past either end), scale
+    them to ``scaled size``, and keep ``size`` pixels from ``cut start``. Scaling maps centres
+    (like swscale and Pillow), so output pixel j samples ``crop start + (cut start + j + 0.5)
+    * crop length / scaled size - 0.5``; the plan makes that ``start + (j + 0.5) * length /
+    size - 0.5`` as nearly as whole numbers allow, searching every scaled size and cut start.
+    """
+    step = length / size
+    scaled = np.arange(size, size + 2 * _SPARE + 1)
+    crop = np.rint(scaled * step)
+    real_step = crop / scaled
+    cut = np.arange(_SPARE + 1)[None, :]
+    crop_start = np.rint(start - cut * real_step[:, None])
+    # Error in source pixels: at the first output pixel, plus the drift to the last one.
+    error = np.abs(crop_start + cut * real_step[:, None] - start) + np.abs(
+        (real_step - step)[:, None] * size
+    )
+    # The crop must stay on the padded plane, which is ``size`` pixels plus the padding.
+    possible = (
+        (cut + size <= scaled[:, None])
+        & (crop[:, None] >= 1)
+        & (crop_start >= -_PAD)
+        & (crop_start + crop[:, None] <= size + _PAD)
+    )
+    best = np.unravel_index(np.argmin(np.where(possible, error, np.inf)), error.shape)
+    row, column = int(best[0]), int(best[1])
+    return int(crop_start[row, column]), int(crop[row]), int(scaled[row]), column
 
 
 def _to_yuv420(frame: av.VideoFrame) -> av.VideoFrame:

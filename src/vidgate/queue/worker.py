@@ -7,6 +7,7 @@ import contextlib
 import logging
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from vidgate.engines.base import (
@@ -23,6 +24,19 @@ from vidgate.tasks.service import TaskService
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 1.0
+
+
+@dataclass
+class _Run:
+    """What one run shares between the engine's thread and the reporting loop."""
+
+    task: Task
+    context: GenerationContext
+    fraction: float = 0.0
+    stop_reason: str | None = None  # "cancelled" (by the owner) or "lost" (to another attempt)
+
+    def progress(self, fraction: float) -> None:
+        self.fraction = max(self.fraction, min(1.0, fraction))
 
 
 class Worker:
@@ -56,13 +70,17 @@ class Worker:
             if task is None:
                 await self.service.wakeup.wait(self.poll_interval)
                 continue
-            await self.run_task(task)
+            try:
+                await self.run_task(task)
+            except Exception:
+                # The task stays processing; its lease runs out and the reaper re-queues it.
+                log.exception("task %s: the worker failed around the engine", task.id)
         log.info("worker %s stopped", self.name)
 
     async def run_task(self, task: Task) -> None:
         engine = self.engines[task.engine]
-        latest = [0.0]
-        context = GenerationContext(progress=lambda f: latest.__setitem__(0, max(latest[0], f)))
+        run = _Run(task, GenerationContext(progress=lambda f: None))
+        run.context.progress = run.progress
         request = GenerationRequest(
             task_id=task.id,
             prompt=task.prompt,
@@ -72,12 +90,13 @@ class Worker:
         )
         with tempfile.TemporaryDirectory(dir=self.scratch) as workdir:
             output = Path(workdir) / "result.mp4"
-            generation = asyncio.create_task(engine.generate(request, output, context))
-            reporter = asyncio.create_task(self._report(task, latest, context))
+            reporter = asyncio.create_task(self._report(run))
             try:
-                await generation
+                await engine.generate(request, output, run.context)
             except GenerationCancelled:
-                log.info("task %s: engine stopped (cancelled or lost)", task.id)
+                if run.stop_reason == "cancelled":
+                    await self.service.fail(task, "request_cancelled", "The task was cancelled.")
+                log.info("task %s: engine stopped (%s)", task.id, run.stop_reason)
                 return
             except EngineFailure as failure:
                 log.warning("task %s failed: %s (%s)", task.id, failure.code, failure.detail)
@@ -93,21 +112,22 @@ class Worker:
                     await reporter
             await self.service.complete(task, output)
 
-    async def _report(self, task: Task, latest: list[float], context: GenerationContext) -> None:
-        """Send progress at most once a second; each report renews the lease."""
-        sent = task.progress
+    async def _report(self, run: _Run) -> None:
+        """A heartbeat a second: it carries progress, renews the lease, and learns of cancels."""
+        sent = run.task.progress
         while True:
             await asyncio.sleep(PROGRESS_INTERVAL)
-            progress = next_progress(sent, latest[0])
+            progress = next_progress(sent, run.fraction)
             try:
-                beat = await self.service.heartbeat(task, progress if progress != sent else None)
+                beat = await self.service.heartbeat(run.task, progress)
             except Exception:
-                log.exception("task %s: heartbeat failed; will retry", task.id)
+                log.exception("task %s: heartbeat failed; will retry", run.task.id)
                 continue
             sent = progress
             if not beat.held or beat.cancel_requested:
-                log.warning("task %s: no longer held by this attempt; stopping", task.id)
-                context.cancelled.set()
+                run.stop_reason = "cancelled" if beat.held else "lost"
+                log.warning("task %s: stopping the engine (%s)", run.task.id, run.stop_reason)
+                run.context.cancelled.set()
                 return
 
     def _input_path(self, key: str) -> Path:

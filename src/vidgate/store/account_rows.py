@@ -1,15 +1,26 @@
-"""SQL for accounts, API keys, the credit ledger and server-wide state."""
+"""SQL for accounts, user groups, API keys and server-wide state."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Row, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vidgate.store.tables import accounts, api_keys, ledger_entries, server_state
+from vidgate.store.tables import accounts, api_keys, server_state, user_groups
+
+
+@dataclass(frozen=True)
+class GroupLimits:
+    """A user group's price ratio and limits; None means the server's default."""
+
+    name: str
+    price_ratio: Decimal = Decimal("1.0")
+    rate_limit_per_minute: int | None = None
+    max_active_tasks: int | None = None
 
 
 @dataclass(frozen=True)
@@ -20,6 +31,62 @@ class Principal:
     key_id: str
     user_group: str
     is_admin: bool
+    group: GroupLimits = GroupLimits("default")
+    key_last_used_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    name: str
+    user_group: str
+    is_admin: bool
+    balance_cents: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    id: str
+    account_id: str
+    name: str
+    prefix: str
+    created_at: float
+    last_used_at: float | None
+    expires_at: float | None
+    revoked_at: float | None
+
+
+def _group(row: Any, name: str) -> GroupLimits:
+    if row is None or row.price_ratio is None:
+        return GroupLimits(name)
+    return GroupLimits(
+        name,
+        Decimal(row.price_ratio),
+        row.rate_limit_per_minute,
+        row.max_active_tasks,
+    )
+
+
+def _account(row: Row[Any]) -> Account:
+    m = row._mapping
+    return Account(
+        m["id"], m["name"], m["user_group"], bool(m["is_admin"]), m["balance_cents"], m["created_at"]
+    )
+
+
+def _key(row: Row[Any]) -> KeyRecord:
+    m = row._mapping
+    return KeyRecord(
+        m["id"],
+        m["account_id"],
+        m["name"],
+        m["prefix"],
+        m["created_at"],
+        m["last_used_at"],
+        m["expires_at"],
+        m["revoked_at"],
+    )
 
 
 async def insert_account(
@@ -41,6 +108,47 @@ async def insert_account(
             created_at=now,
         )
     )
+
+
+async def find_account(conn: AsyncConnection, ref: str) -> Account | None:
+    """An account by its id or by its name."""
+    row = (
+        await conn.execute(select(accounts).where(or_(accounts.c.id == ref, accounts.c.name == ref)))
+    ).first()
+    return _account(row) if row else None
+
+
+async def list_accounts(conn: AsyncConnection) -> list[Account]:
+    rows = await conn.execute(select(accounts).order_by(accounts.c.created_at, accounts.c.id))
+    return [_account(row) for row in rows]
+
+
+async def set_account_group(conn: AsyncConnection, account_id: str, group: str) -> None:
+    await conn.execute(update(accounts).where(accounts.c.id == account_id).values(user_group=group))
+
+
+async def get_group(conn: AsyncConnection, name: str) -> GroupLimits | None:
+    row = (await conn.execute(select(user_groups).where(user_groups.c.name == name))).first()
+    return _group(row, name) if row else None
+
+
+async def list_groups(conn: AsyncConnection) -> list[GroupLimits]:
+    rows = await conn.execute(select(user_groups).order_by(user_groups.c.name))
+    return [_group(row, row.name) for row in rows]
+
+
+async def upsert_group(conn: AsyncConnection, group: GroupLimits, *, now: float) -> None:
+    values = {
+        "price_ratio": str(group.price_ratio),
+        "rate_limit_per_minute": group.rate_limit_per_minute,
+        "max_active_tasks": group.max_active_tasks,
+        "updated_at": now,
+    }
+    changed = await conn.execute(
+        update(user_groups).where(user_groups.c.name == group.name).values(**values)
+    )
+    if not changed.rowcount:
+        await conn.execute(insert(user_groups).values(name=group.name, created_at=now, **values))
 
 
 async def insert_api_key(
@@ -67,6 +175,33 @@ async def insert_api_key(
     )
 
 
+async def list_keys(conn: AsyncConnection, account_id: str) -> list[KeyRecord]:
+    rows = await conn.execute(
+        select(api_keys)
+        .where(api_keys.c.account_id == account_id)
+        .order_by(api_keys.c.created_at, api_keys.c.id)
+    )
+    return [_key(row) for row in rows]
+
+
+async def get_key(conn: AsyncConnection, key_id: str) -> KeyRecord | None:
+    row = (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).first()
+    return _key(row) if row else None
+
+
+async def revoke_key(conn: AsyncConnection, key_id: str, *, now: float) -> bool:
+    result = await conn.execute(
+        update(api_keys)
+        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return bool(result.rowcount)
+
+
+async def touch_key(conn: AsyncConnection, key_id: str, *, now: float) -> None:
+    await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=now))
+
+
 async def principal_for_key(
     conn: AsyncConnection, key_hash: str, *, now: float
 ) -> Principal | None:
@@ -77,10 +212,15 @@ async def principal_for_key(
                 api_keys.c.account_id,
                 api_keys.c.expires_at,
                 api_keys.c.revoked_at,
+                api_keys.c.last_used_at,
                 accounts.c.user_group,
                 accounts.c.is_admin,
+                user_groups.c.price_ratio,
+                user_groups.c.rate_limit_per_minute,
+                user_groups.c.max_active_tasks,
             )
             .join(accounts, accounts.c.id == api_keys.c.account_id)
+            .outerjoin(user_groups, user_groups.c.name == accounts.c.user_group)
             .where(api_keys.c.key_hash == key_hash)
         )
     ).first()
@@ -88,123 +228,13 @@ async def principal_for_key(
         return None
     if row.expires_at is not None and row.expires_at <= now:
         return None
-    return Principal(row.account_id, row.id, row.user_group, bool(row.is_admin))
-
-
-async def account_exists(conn: AsyncConnection, name: str) -> bool:
-    return (
-        await conn.execute(select(accounts.c.id).where(accounts.c.name == name))
-    ).first() is not None
-
-
-async def balance_cents(conn: AsyncConnection, account_id: str) -> int:
-    value = (
-        await conn.execute(select(accounts.c.balance_cents).where(accounts.c.id == account_id))
-    ).scalar()
-    return int(value or 0)
-
-
-LedgerKind = Literal["topup", "reserve", "capture", "release", "adjustment"]
-
-
-async def _append(
-    conn: AsyncConnection,
-    *,
-    account_id: str,
-    kind: LedgerKind,
-    amount_cents: int,
-    credits_cents: int,
-    now: float,
-    task_id: str | None = None,
-    reason: str | None = None,
-) -> None:
-    phase = {"reserve": "reserve", "capture": "settle", "release": "settle"}.get(kind)
-    await conn.execute(
-        insert(ledger_entries).values(
-            account_id=account_id,
-            task_id=task_id,
-            kind=kind,
-            phase=phase,
-            amount_cents=amount_cents,
-            credits_cents=credits_cents,
-            reason=reason,
-            created_at=now,
-        )
-    )
-
-
-async def top_up(
-    conn: AsyncConnection, account_id: str, cents: int, *, now: float, reason: str | None = None
-) -> None:
-    if cents <= 0:
-        raise ValueError("a top-up adds a positive amount")
-    await conn.execute(
-        update(accounts)
-        .where(accounts.c.id == account_id)
-        .values(balance_cents=accounts.c.balance_cents + cents)
-    )
-    await _append(
-        conn,
-        account_id=account_id,
-        kind="topup",
-        amount_cents=cents,
-        credits_cents=cents,
-        now=now,
-        reason=reason,
-    )
-
-
-async def reserve(
-    conn: AsyncConnection, account_id: str, task_id: str, cents: int, *, now: float
-) -> bool:
-    """Take ``cents`` from the balance for a task; False (and nothing written) when short."""
-    result = await conn.execute(
-        update(accounts)
-        .where(accounts.c.id == account_id, accounts.c.balance_cents >= cents)
-        .values(balance_cents=accounts.c.balance_cents - cents)
-    )
-    if result.rowcount != 1:
-        return False
-    await _append(
-        conn,
-        account_id=account_id,
-        kind="reserve",
-        amount_cents=-cents,
-        credits_cents=cents,
-        task_id=task_id,
-        now=now,
-    )
-    return True
-
-
-async def settle(
-    conn: AsyncConnection,
-    account_id: str,
-    task_id: str,
-    cents: int,
-    *,
-    captured: bool,
-    now: float,
-) -> None:
-    """Capture (completed) or release (failed, cancelled) a task's reservation, once.
-
-    Callers reach this only after winning the task's terminal compare-and-set; the ledger's
-    unique (task, phase) pair makes a second settlement fail loudly rather than pay twice.
-    """
-    if not captured:
-        await conn.execute(
-            update(accounts)
-            .where(accounts.c.id == account_id)
-            .values(balance_cents=accounts.c.balance_cents + cents)
-        )
-    await _append(
-        conn,
-        account_id=account_id,
-        kind="capture" if captured else "release",
-        amount_cents=0 if captured else cents,
-        credits_cents=cents,
-        task_id=task_id,
-        now=now,
+    return Principal(
+        row.account_id,
+        row.id,
+        row.user_group,
+        bool(row.is_admin),
+        _group(row, row.user_group),
+        row.last_used_at,
     )
 
 

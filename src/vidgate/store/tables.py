@@ -37,6 +37,19 @@ server_state = Table(
     Column("value", Text, nullable=False),
 )
 
+# A user group sets a price ratio and the limits of its accounts (None: the server default).
+# The ratio is kept as decimal text: exact on every database.
+user_groups = Table(
+    "user_groups",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("price_ratio", String(20), nullable=False),
+    Column("rate_limit_per_minute", Integer),
+    Column("max_active_tasks", Integer),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
 accounts = Table(
     "accounts",
     metadata,
@@ -70,6 +83,7 @@ tasks = Table(
     metadata,
     Column("id", String(64), primary_key=True),
     Column("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("api_key_id", String(40)),
     Column("model", String(100), nullable=False),
     Column("engine", String(100), nullable=False),
     Column("status", String(16), nullable=False),
@@ -103,6 +117,7 @@ tasks = Table(
 Index("ix_tasks_claim", tasks.c.status, tasks.c.created_at)
 Index("ix_tasks_account_created", tasks.c.account_id, tasks.c.created_at)
 Index("ix_tasks_lease", tasks.c.status, tasks.c.lease_expires_at)
+Index("ix_tasks_account_status", tasks.c.account_id, tasks.c.status)
 
 ledger_entries = Table(
     "ledger_entries",
@@ -116,6 +131,7 @@ ledger_entries = Table(
     Column("phase", String(8)),
     Column("amount_cents", BigInteger, nullable=False),
     Column("credits_cents", BigInteger, nullable=False),
+    Column("balance_after_cents", BigInteger),
     Column("reason", Text),
     Column("created_at", Double, nullable=False),
     CheckConstraint(
@@ -123,3 +139,4 @@ ledger_entries = Table(
     ),
     UniqueConstraint("task_id", "phase", name="uq_ledger_entries_task_phase"),
 )
+Index("ix_ledger_entries_account_id_id", ledger_entries.c.account_id, ledger_entries.c.id)

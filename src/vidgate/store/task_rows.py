@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, or_, select, update
+from sqlalchemy import Row, and_, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.store.tables import tasks
@@ -39,6 +39,7 @@ def _to_task(row: Row[Any]) -> Task:
         result_key=m["result_key"],
         error=error,
         extra=dict(m["extra"]),
+        api_key_id=m["api_key_id"],
     )
 
 
@@ -47,6 +48,7 @@ async def insert_task(conn: AsyncConnection, task: Task) -> None:
         insert(tasks).values(
             id=task.id,
             account_id=task.account_id,
+            api_key_id=task.api_key_id,
             model=task.model,
             engine=task.engine,
             status=task.status.value,
@@ -75,6 +77,31 @@ async def get_task(
         query = query.where(tasks.c.account_id == account_id)
     row = (await conn.execute(query)).first()
     return _to_task(row) if row else None
+
+
+async def count_active(conn: AsyncConnection, account_id: str) -> int:
+    """The account's unfinished tasks (pending or processing)."""
+    value = (
+        await conn.execute(
+            select(func.count())
+            .select_from(tasks)
+            .where(
+                tasks.c.account_id == account_id,
+                tasks.c.status.in_((TaskStatus.PENDING.value, TaskStatus.PROCESSING.value)),
+            )
+        )
+    ).scalar()
+    return int(value or 0)
+
+
+async def request_cancel(conn: AsyncConnection, task_id: str, *, now: float) -> bool:
+    """Flag a processing task; its worker sees the flag at its next heartbeat."""
+    result = await conn.execute(
+        update(tasks)
+        .where(tasks.c.id == task_id, tasks.c.status == TaskStatus.PROCESSING.value)
+        .values(cancel_requested=True, updated_at=now)
+    )
+    return bool(result.rowcount)
 
 
 async def claim_task(
@@ -109,6 +136,8 @@ async def claim_task(
                 lease_owner=worker,
                 lease_expires_at=now + lease_seconds,
                 started_at=func.coalesce(tasks.c.started_at, now),
+                # SPEC.md §3: a processing task shows 1..99.
+                progress=case((tasks.c.progress < 1, 1), else_=tasks.c.progress),
                 updated_at=now,
             )
             .returning(*tasks.c)

@@ -72,6 +72,7 @@ class Task:
     result_key: str | None = None
     error: TaskError | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    api_key_id: str | None = None
 
     @property
     def created(self) -> int:
@@ -79,7 +80,7 @@ class Task:
 
     @property
     def can_cancel(self) -> bool:
-        return not self.status.is_terminal
+        return not self.status.is_terminal and not self.cancel_requested
 
     @property
     def credits_reserved(self) -> Decimal:

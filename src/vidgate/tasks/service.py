@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,16 @@ from vidgate.engines.registry import ModelRegistry, ModelSpec
 from vidgate.errors import (
     InsufficientCredits,
     InvalidTaskId,
+    RateLimited,
+    TaskNotCancellable,
     TaskNotFound,
     VidgateError,
 )
 from vidgate.media.egress import EgressPolicy
 from vidgate.media.files import FileStore
 from vidgate.media.images import ImageInfo, fetch_image
-from vidgate.store import account_rows, task_rows
+from vidgate.billing.pricing import price_for
+from vidgate.store import ledger_rows, task_rows
 from vidgate.store.account_rows import Principal
 from vidgate.store.database import Database
 from vidgate.store.task_rows import Heartbeat
@@ -37,7 +39,6 @@ from vidgate.tasks.model import (
 
 log = logging.getLogger(__name__)
 
-GROUP_RATIOS = {"default": Decimal("1.0")}
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class TaskService:
         egress: EgressPolicy,
         *,
         lease_seconds: float = 60.0,
+        max_active_tasks: int = 100,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
@@ -87,6 +89,7 @@ class TaskService:
         self.files = files
         self.egress = egress
         self.lease_seconds = lease_seconds
+        self.max_active_tasks = max_active_tasks
         self.clock = clock
         self.wakeup = Wakeup()
 
@@ -113,7 +116,7 @@ class TaskService:
         ]
         for key, (data, _) in zip(image_keys, images, strict=True):
             await asyncio.to_thread(self.files.put_bytes, key, data)
-        price = price_for(spec, principal.user_group)
+        price = price_for(spec, principal.group)
         async with self.db.read() as conn:
             history = await task_rows.average_run_seconds(conn, spec.name)
         task = Task(
@@ -133,16 +136,29 @@ class TaskService:
             created_at=now,
             updated_at=now,
             extra=request.extra,
+            api_key_id=principal.key_id,
         )
+        max_active = principal.group.max_active_tasks
+        if max_active is None:
+            max_active = self.max_active_tasks
         try:
             # One transaction: the task exists exactly when its credits are reserved.
             async with self.db.write() as conn:
                 await task_rows.insert_task(conn, task)
-                if not await account_rows.reserve(
+                # The reservation locks the account row, so the count below sees every other
+                # create of this account that committed first (PostgreSQL as well as SQLite).
+                if not await ledger_rows.reserve(
                     conn, principal.account_id, task_id, task.credits_cents, now=now
                 ):
                     raise InsufficientCredits(
                         f"This task costs {price} credits and the account has fewer available."
+                    )
+                active = await task_rows.count_active(conn, principal.account_id)
+                if max_active and active > max_active:
+                    raise RateLimited(
+                        f"This account already has {max_active} unfinished tasks, its limit; "
+                        "wait for some to finish.",
+                        headers={"Retry-After": "10"},
                     )
         except BaseException:
             await asyncio.to_thread(self.files.delete_prefix, f"inputs/{task_id}")
@@ -159,6 +175,25 @@ class TaskService:
         if task is None:
             raise TaskNotFound(f"No task {task_id} for this account.")
         return task
+
+    async def cancel(self, principal: Principal, task_id: str) -> Task:
+        """Cancel at once when pending; flag for the worker when processing; 409 when done."""
+        task = await self.get(principal, task_id)
+        if task.status is TaskStatus.PENDING:
+            error = TaskError("request_cancelled", "The task was cancelled before it started.")
+            done = await self._finish(task, TaskStatus.FAILED, attempt=None, error=error)
+            if done is not None:
+                return done
+            task = await self.get(principal, task_id)  # a worker took it meanwhile
+        if task.status is TaskStatus.PROCESSING:
+            async with self.db.write() as conn:
+                flagged = await task_rows.request_cancel(conn, task.id, now=self.clock())
+            if flagged:
+                log.info("task %s: cancel requested while processing", task.id)
+            return await self.get(principal, task_id)
+        raise TaskNotCancellable(
+            f"Task {task.id} has already {task.status.value}; it can no longer be cancelled."
+        )
 
     async def _check_callback_url(self, url: str) -> None:
         validation.check_callback_length(url)
@@ -253,7 +288,7 @@ class TaskService:
                 error=error,
             )
             if done is not None:
-                await account_rows.settle(
+                await ledger_rows.settle(
                     conn,
                     done.account_id,
                     done.id,
@@ -266,9 +301,3 @@ class TaskService:
         else:
             log.info("task %s %s", task.id, status.value)
         return done
-
-
-def price_for(spec: ModelSpec, user_group: str) -> Decimal:
-    """The model's per-call price times the group's ratio, to the hundredth of a credit."""
-    ratio = GROUP_RATIOS.get(user_group, Decimal("1.0"))
-    return (spec.price * ratio).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)

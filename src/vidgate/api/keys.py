@@ -1,0 +1,81 @@
+"""``/v1/keys``: an account lists, creates and revokes its own API keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from vidgate.api.deps import PrincipalDep, ServicesDep
+from vidgate.auth.accounts import CreatedKey
+from vidgate.store.account_rows import KeyRecord
+
+router = APIRouter(tags=["keys"])
+
+
+class KeyOut(BaseModel):
+    id: str
+    object: str = "api_key"
+    account_id: str
+    name: str
+    prefix: str
+    created: int
+    last_used: int | None
+    expires: int | None
+    revoked: int | None
+
+
+class CreatedKeyOut(KeyOut):
+    key: str = Field(description="The full key: shown this once, never again.")
+
+
+class KeyList(BaseModel):
+    object: str = "list"
+    data: list[KeyOut]
+
+
+class KeyCreate(BaseModel):
+    name: str = Field(default="default", max_length=200)
+    expires_at: int | None = Field(default=None, description="Unix time after which it fails")
+
+
+def _when(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def key_out(record: KeyRecord) -> KeyOut:
+    return KeyOut(
+        id=record.id,
+        account_id=record.account_id,
+        name=record.name,
+        prefix=record.prefix,
+        created=int(record.created_at),
+        last_used=_when(record.last_used_at),
+        expires=_when(record.expires_at),
+        revoked=_when(record.revoked_at),
+    )
+
+
+def created_key_out(created: CreatedKey) -> CreatedKeyOut:
+    return CreatedKeyOut(**key_out(created.record).model_dump(), key=created.secret)
+
+
+@router.get("/v1/keys", response_model=KeyList)
+async def list_own_keys(principal: PrincipalDep, services: ServicesDep) -> KeyList:
+    keys = await services.accounts.list_keys(principal.account_id)
+    return KeyList(data=[key_out(record) for record in keys])
+
+
+@router.post("/v1/keys", response_model=CreatedKeyOut)
+async def create_own_key(
+    body: KeyCreate, principal: PrincipalDep, services: ServicesDep
+) -> CreatedKeyOut:
+    created = await services.accounts.create_key(
+        principal.account_id, name=body.name, expires_at=body.expires_at
+    )
+    return created_key_out(created)
+
+
+@router.post("/v1/keys/{key_id}/revoke", response_model=KeyOut)
+async def revoke_own_key(key_id: str, principal: PrincipalDep, services: ServicesDep) -> KeyOut:
+    """Revoke one of this account's keys; it is refused from the next request on."""
+    return key_out(await services.accounts.revoke_key(key_id, account_id=principal.account_id))

@@ -1,0 +1,1 @@
+"""Pricing and the credit ledger."""
