@@ -9,12 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import StaticServer
+from support import ADMIN_KEY, StaticServer
 from vidgate.app import create_app
 from vidgate.services import Services, open_services
 from vidgate.settings import Settings
-
-ADMIN_KEY = "sk-test-admin-0123456789abcdefghijklmnopqrstuvwxyzABCD"
 
 
 @pytest.fixture

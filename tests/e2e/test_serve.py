@@ -12,8 +12,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from conftest import E2E_KEY, ServerProcess
-from support import StaticServer, image_bytes, structured_image
+from support import E2E_KEY, ServerProcess, StaticServer, image_bytes, structured_image
 from vidgate.media.video import fit_image, probe
 
 # H.264 at crf 23 on these structured test images decodes within a few levels of the source

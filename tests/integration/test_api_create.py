@@ -7,8 +7,7 @@ import re
 import httpx
 import pytest
 
-from conftest import ADMIN_KEY
-from support import StaticServer, image_bytes, structured_image
+from support import ADMIN_KEY, StaticServer, image_bytes, structured_image
 from vidgate.services import Services
 from vidgate.store.ledger_rows import balance_cents
 

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from conftest import ADMIN_KEY
+from support import ADMIN_KEY
 from vidgate.engines.base import EngineFailure, GenerationContext, GenerationRequest
 from vidgate.media.video import probe
 from vidgate.queue.worker import Worker

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -11,14 +11,13 @@ from vidgate.auth.rate_limit import RateLimiter
 
 
 @pytest.fixture(autouse=True)
-def away_from_a_window_edge() -> Iterator[None]:
+def away_from_a_window_edge() -> None:
     # In memory the windows are whole clock minutes, and `limits` reads the wall clock with no
     # way to inject one. A test that straddled a minute would see its first requests move to
     # the previous window and, rounded down, free one slot. These tests take milliseconds, so
     # waiting out the last two seconds of a minute (on one run in thirty) keeps them exact.
     while time.time() % 60 > 58:
         time.sleep(0.05)
-    yield
 
 
 @pytest.fixture
@@ -28,7 +27,9 @@ async def limiter() -> AsyncIterator[RateLimiter]:
     await limiter.aclose()
 
 
-async def hits(limiter: RateLimiter, bucket: str, per_minute: int, count: int) -> list[float | None]:
+async def hits(
+    limiter: RateLimiter, bucket: str, per_minute: int, count: int
+) -> list[float | None]:
     return [await limiter.hit(bucket, per_minute) for _ in range(count)]
 
 

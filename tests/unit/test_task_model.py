@@ -8,7 +8,9 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vidgate.billing.pricing import price_for
 from vidgate.engines.registry import ModelSpec
+from vidgate.store.account_rows import GroupLimits
 from vidgate.tasks.model import (
     TaskStatus,
     cents_to_credits,
@@ -17,8 +19,6 @@ from vidgate.tasks.model import (
     new_task_id,
     next_progress,
 )
-from vidgate.billing.pricing import price_for
-from vidgate.store.account_rows import GroupLimits
 
 ID_SHAPE = re.compile(r"task-unified-1757169743-[a-z0-9]{8}")
 

@@ -127,9 +127,7 @@ async def adjust(
 
 
 @router.put("/accounts/{account}/group", response_model=AccountOut)
-async def set_group(
-    account: str, body: GroupSet, _: AdminDep, services: ServicesDep
-) -> AccountOut:
+async def set_group(account: str, body: GroupSet, _: AdminDep, services: ServicesDep) -> AccountOut:
     return account_out(await services.accounts.set_group(account, body.user_group))
 
 

@@ -1,4 +1,4 @@
-"""Accounts, user groups and keys: authenticating requests, managing them, the first-start bootstrap."""
+"""Accounts, user groups and keys: authentication, management, the first-start bootstrap."""
 
 from __future__ import annotations
 

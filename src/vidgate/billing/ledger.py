@@ -77,9 +77,7 @@ class LedgerService:
         """The account's credits, and the same seen through the calling key's own tasks."""
         async with self.db.read() as conn:
             account = await ledger_rows.summary(conn, principal.account_id)
-            key = await ledger_rows.summary(
-                conn, principal.account_id, api_key_id=principal.key_id
-            )
+            key = await ledger_rows.summary(conn, principal.account_id, api_key_id=principal.key_id)
         return account, key
 
     async def entries(self, account_id: str, *, cursor: str | None, limit: int) -> EntryPage:

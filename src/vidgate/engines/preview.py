@@ -275,7 +275,9 @@ class KenBurnsScene:
     def frame(self, index: int) -> Yuv420:
         if index == 0:
             return self._first.copy()
-        progress = _ease(index / max(1, self.frame_count - 1))
+        # Ease out only: starting at full speed skips the zooms barely above 1, which swscale
+        # cannot hit exactly and ZoomableFrame would hand to the slow exact path.
+        progress = 1 - (1 - index / max(1, self.frame_count - 1)) ** 2
         zoom = 1 + (self.zoom - 1) * progress
         # How far the centre may move with the crop still inside the frame, and where it is on a
         # path that starts slightly opposite to the direction of travel.
@@ -314,8 +316,8 @@ class CrossfadeScene:
         if index >= self.frame_count - 1:
             return self._last.copy()
         t = index / (self.frame_count - 1)
-        # sin² starts and ends the zoom gently; the fade waits for the zoom to get going.
-        zoom = 1 + (self.zoom - 1) * math.sin(math.pi * t) ** 2
+        # In and out again; sin leaves zoom 1 briskly, for the same reason as in KenBurnsScene.
+        zoom = 1 + (self.zoom - 1) * math.sin(math.pi * t)
         box = _centred_box(self.width, self.height, zoom, 0, 0)
         weight = _ease((t - 0.2) / 0.6)
         if weight <= 0:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, NamedTuple, Self
 
 import av
 import numpy as np
@@ -91,11 +91,12 @@ def yuv420_planes(frame: Yuv420) -> tuple[Yuv420, Yuv420, Yuv420]:
 class ZoomableFrame:
     """A still frame that renders any box of itself, enlarged to full size, in about a millisecond.
 
-    libswscale is several times faster than Pillow or numpy at this, but it crops on whole pixels
-    only, which makes a slow zoom judder. So each axis is planned (see ``exact_crop``) as a crop
-    of whole pixels, scaled to a slightly larger size, then cut to the frame on whole pixels:
-    that lands within a few hundredths of a pixel of the exact box. The planes are padded with
-    their edge pixels so the plan may reach past the frame's border.
+    libswscale is several times faster than Pillow, but it crops on whole pixels only, which makes
+    a slow zoom judder. So each axis is planned (see ``plan_axis``) as a whole-pixel crop, scaled
+    a little larger than needed and cut to size on whole pixels, which usually lands within
+    hundredths of a pixel of the exact box. Scales very close to 1 have no such plan; those few
+    frames are rendered exactly by Pillow. The planes are padded with their edge pixels so a
+    plan may reach past the border.
     """
 
     def __init__(self, frame: Yuv420) -> None:
@@ -110,19 +111,22 @@ class ZoomableFrame:
             self.planes, yuv420_planes(out), (1, 2, 2), strict=True
         ):
             rows, cols = target.shape
-            left, width, scaled_width, cut_x = exact_crop(
-                box[0] / subsampling, (box[2] - box[0]) / subsampling, cols
-            )
-            top, height, scaled_height, cut_y = exact_crop(
-                box[1] / subsampling, (box[3] - box[1]) / subsampling, rows
-            )
-            view = source[top + _PAD : top + _PAD + height, left + _PAD : left + _PAD + width]
-            frame = av.VideoFrame.from_numpy_buffer(view, format="gray")
+            left, top, right, bottom = (edge / subsampling for edge in box)
+            x, y = plan_axis(left, right - left, cols), plan_axis(top, bottom - top, rows)
+            if max(x.error, y.error) > ZOOM_TOLERANCE:
+                exact = (left + _PAD, top + _PAD, right + _PAD, bottom + _PAD)
+                zoomed = Image.fromarray(source).resize((cols, rows), _BICUBIC, box=exact)
+                target[:] = np.asarray(zoomed)
+                continue
+            view = source[
+                y.crop_start + _PAD : y.crop_start + _PAD + y.crop_length,
+                x.crop_start + _PAD : x.crop_start + _PAD + x.crop_length,
+            ]
             # One sws thread: libx264 is already keeping the other cores busy.
-            scaled = frame.reformat(
-                width=scaled_width, height=scaled_height, interpolation="BICUBIC", threads=1
-            ).to_ndarray()
-            target[:] = scaled[cut_y : cut_y + rows, cut_x : cut_x + cols]
+            scaled = av.VideoFrame.from_numpy_buffer(view, format="gray").reformat(
+                width=x.scaled, height=y.scaled, interpolation="BICUBIC", threads=1
+            )
+            target[:] = scaled.to_ndarray()[y.cut : y.cut + rows, x.cut : x.cut + cols]
         return out
 
     def mix(self, first: ZoomableFrame, last: ZoomableFrame, weight: float) -> None:
@@ -143,41 +147,53 @@ class ZoomableFrame:
             np.copyto(target, mixed, casting="unsafe")
 
 
-# How far the plan may look for a good crop, and so how wide the padding must be.
-_SPARE: Final = 32
+# The largest error, in output pixels, that ZoomableFrame accepts from swscale.
+ZOOM_TOLERANCE: Final = 0.05
+# How far a plan may look for a good crop, and so how wide the padding must be.
+_SPARE: Final = 48
 _PAD: Final = 2 * _SPARE
+_BICUBIC: Final = Image.Resampling.BICUBIC
 
 
-def exact_crop(start: float, length: float, size: int) -> tuple[int, int, int, int]:
-    """Plan one axis of a box (``start``, ``length``) shown at ``size`` pixels, in whole pixels.
+class AxisPlan(NamedTuple):
+    crop_start: int
+    crop_length: int
+    scaled: int
+    cut: int
+    error: float  # the worst distance, in output pixels, from where the pixels should sample
 
-    Returns (crop start, crop length, scaled size, cut start): take ``crop length`` source
-    pixels from ``crop start`` (which may reach ``2 * _SPARE`` pixels past either end), scale
-    them to ``scaled size``, and keep ``size`` pixels from ``cut start``. Scaling maps centres
-    (like swscale and Pillow), so output pixel j samples ``crop start + (cut start + j + 0.5)
-    * crop length / scaled size - 0.5``; the plan makes that ``start + (j + 0.5) * length /
-    size - 0.5`` as nearly as whole numbers allow, searching every scaled size and cut start.
+
+def plan_axis(start: float, length: float, size: int) -> AxisPlan:
+    """Show source pixels ``start`` to ``start + length`` at ``size`` pixels, in whole pixels.
+
+    Take ``crop_length`` pixels from ``crop_start`` (up to ``_PAD`` past either end of the
+    ``size``-pixel plane), scale them to ``scaled`` pixels, keep ``size`` from ``cut``. Scaling
+    maps pixel centres (swscale and Pillow both do), so output pixel j samples ``crop_start +
+    (cut + j + 0.5) * crop_length / scaled - 0.5`` instead of ``start + (j + 0.5) * length /
+    size - 0.5``; the plan is the best of every scaled size and cut within ``_SPARE``.
     """
     step = length / size
-    scaled = np.arange(size, size + 2 * _SPARE + 1)
-    crop = np.rint(scaled * step)
+    scaled = np.arange(size, size + 2 * _SPARE + 1)[:, None]
+    crop = np.maximum(1, np.rint(scaled * step))
     real_step = crop / scaled
     cut = np.arange(_SPARE + 1)[None, :]
-    crop_start = np.rint(start - cut * real_step[:, None])
-    # Error in source pixels: at the first output pixel, plus the drift to the last one.
-    error = np.abs(crop_start + cut * real_step[:, None] - start) + np.abs(
-        (real_step - step)[:, None] * size
-    )
-    # The crop must stay on the padded plane, which is ``size`` pixels plus the padding.
+    crop_start = np.rint(start - cut * real_step)
+    offset, drift = crop_start + cut * real_step - start, real_step - step
+    # The error is linear along the axis, so its worst is at the first or the last pixel.
+    error = np.maximum(np.abs(offset + 0.5 * drift), np.abs(offset + (size - 0.5) * drift))
     possible = (
-        (cut + size <= scaled[:, None])
-        & (crop[:, None] >= 1)
-        & (crop_start >= -_PAD)
-        & (crop_start + crop[:, None] <= size + _PAD)
+        (cut + size <= scaled) & (crop_start >= -_PAD) & (crop_start + crop <= size + _PAD)
     )
-    best = np.unravel_index(np.argmin(np.where(possible, error, np.inf)), error.shape)
-    row, column = int(best[0]), int(best[1])
-    return int(crop_start[row, column]), int(crop[row]), int(scaled[row]), column
+    # Among near-equal plans, prefer a smaller scaled size: that is less work for swscale.
+    score = np.where(possible, error + (scaled - size) * 1e-4, np.inf)
+    row, column = (int(i) for i in np.unravel_index(np.argmin(score), score.shape))
+    return AxisPlan(
+        int(crop_start[row, column]),
+        int(crop[row, 0]),
+        int(scaled[row, 0]),
+        column,
+        float(error[row, column]) / step,
+    )
 
 
 def _to_yuv420(frame: av.VideoFrame) -> av.VideoFrame:

@@ -19,7 +19,7 @@ from vidgate.engines.base import (
 )
 from vidgate.media.files import FileStore
 from vidgate.tasks.model import Task, next_progress
-from vidgate.tasks.service import TaskService
+from vidgate.tasks.service import CANCELLED_MESSAGE, TaskService
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +91,13 @@ class Worker:
         with tempfile.TemporaryDirectory(dir=self.scratch) as workdir:
             output = Path(workdir) / "result.mp4"
             reporter = asyncio.create_task(self._report(run))
+            self.service.running[task.id] = run.context.cancelled
             try:
                 await engine.generate(request, output, run.context)
             except GenerationCancelled:
-                if run.stop_reason == "cancelled":
-                    await self.service.fail(task, "request_cancelled", "The task was cancelled.")
-                log.info("task %s: engine stopped (%s)", task.id, run.stop_reason)
+                log.info("task %s: engine stopped (%s)", task.id, run.stop_reason or "cancelled")
+                if run.stop_reason != "lost":
+                    await self.service.fail(task, "request_cancelled", CANCELLED_MESSAGE)
                 return
             except EngineFailure as failure:
                 log.warning("task %s failed: %s (%s)", task.id, failure.code, failure.detail)
@@ -107,6 +108,7 @@ class Worker:
                 await self.service.fail(task, "service_error", "The engine failed unexpectedly.")
                 return
             finally:
+                self.service.running.pop(task.id, None)
                 reporter.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await reporter

@@ -71,7 +71,12 @@ def _group(row: Any, name: str) -> GroupLimits:
 def _account(row: Row[Any]) -> Account:
     m = row._mapping
     return Account(
-        m["id"], m["name"], m["user_group"], bool(m["is_admin"]), m["balance_cents"], m["created_at"]
+        m["id"],
+        m["name"],
+        m["user_group"],
+        bool(m["is_admin"]),
+        m["balance_cents"],
+        m["created_at"],
     )
 
 
@@ -113,7 +118,9 @@ async def insert_account(
 async def find_account(conn: AsyncConnection, ref: str) -> Account | None:
     """An account by its id or by its name."""
     row = (
-        await conn.execute(select(accounts).where(or_(accounts.c.id == ref, accounts.c.name == ref)))
+        await conn.execute(
+            select(accounts).where(or_(accounts.c.id == ref, accounts.c.name == ref))
+        )
     ).first()
     return _account(row) if row else None
 

@@ -211,6 +211,9 @@ async def finish_task(
         condition = and_(tasks.c.id == task_id, tasks.c.status == TaskStatus.PENDING.value)
     else:
         condition = _held(task_id, attempt)
+    if status is TaskStatus.COMPLETED:
+        # A cancel the owner was told about wins over a result that arrives after it.
+        condition = and_(condition, tasks.c.cancel_requested.is_(False))
     values: dict[str, Any] = {
         "status": status.value,
         "finished_at": now,

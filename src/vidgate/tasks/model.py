@@ -38,8 +38,8 @@ def cents_to_credits(cents: int) -> Decimal:
     return (Decimal(cents) / 100).quantize(Decimal("0.01"))
 
 
-def credits_to_cents(credits: Decimal) -> int:
-    return int((credits * 100).to_integral_value())
+def credits_to_cents(credits: Decimal | int | str) -> int:
+    return int((Decimal(str(credits)) * 100).to_integral_value())
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidgate.engines.registry import ModelRegistry, ModelSpec
+from vidgate.billing.pricing import price_for
+from vidgate.engines.registry import ModelRegistry
 from vidgate.errors import (
     InsufficientCredits,
     InvalidTaskId,
@@ -22,7 +24,6 @@ from vidgate.errors import (
 from vidgate.media.egress import EgressPolicy
 from vidgate.media.files import FileStore
 from vidgate.media.images import ImageInfo, fetch_image
-from vidgate.billing.pricing import price_for
 from vidgate.store import ledger_rows, task_rows
 from vidgate.store.account_rows import Principal
 from vidgate.store.database import Database
@@ -39,6 +40,7 @@ from vidgate.tasks.model import (
 
 log = logging.getLogger(__name__)
 
+CANCELLED_MESSAGE = "The task was cancelled."
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ class TaskService:
         self.max_active_tasks = max_active_tasks
         self.clock = clock
         self.wakeup = Wakeup()
+        # Tasks running in this process: a cancel here reaches their engine at once; a cancel
+        # through another replica reaches it at the worker's next heartbeat.
+        self.running: dict[str, threading.Event] = {}
 
     # --- the public API's side -------------------------------------------------------------
 
@@ -190,6 +195,8 @@ class TaskService:
                 flagged = await task_rows.request_cancel(conn, task.id, now=self.clock())
             if flagged:
                 log.info("task %s: cancel requested while processing", task.id)
+                if (stop := self.running.get(task.id)) is not None:
+                    stop.set()
             return await self.get(principal, task_id)
         raise TaskNotCancellable(
             f"Task {task.id} has already {task.status.value}; it can no longer be cancelled."
@@ -245,10 +252,18 @@ class TaskService:
             )
 
     async def complete(self, task: Task, output: Path) -> Task | None:
-        """Store the video and finish the task; None when this attempt no longer holds it."""
+        """Store the video and finish the task; None when this attempt no longer holds it.
+
+        A task whose cancel was requested while it rendered ends cancelled, not completed:
+        the owner was told it would stop and is not charged for it.
+        """
         key = f"results/{task.id}.mp4"
         await asyncio.to_thread(self.files.put_file, key, output)
-        return await self._finish(task, TaskStatus.COMPLETED, attempt=task.attempt, result_key=key)
+        done = await self._finish(task, TaskStatus.COMPLETED, attempt=task.attempt, result_key=key)
+        if done is None:
+            await asyncio.to_thread(self.files.delete_prefix, key)
+            done = await self.fail(task, "request_cancelled", CANCELLED_MESSAGE)
+        return done
 
     async def fail(self, task: Task, code: str, message: str) -> Task | None:
         error = TaskError(code, message)
