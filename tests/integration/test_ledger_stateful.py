@@ -43,6 +43,7 @@ class LedgerMachine(RuleBasedStateMachine):
             self.expected.append(0)
         self.task_owner: dict[str, int] = {}
         self.processing: dict[str, Task] = {}  # task id -> the claim that holds it
+        self.cancel_requested: set[str] = set()
         self.clock_offset = 0.0
         self.services.tasks.clock = self._clock
 
@@ -107,7 +108,12 @@ class LedgerMachine(RuleBasedStateMachine):
             done = self.run(self.services.tasks.fail(task, "generation_failed_no_content", "x"))
         assert done is not None
         del self.processing[task.id]
-        if not succeed:
+        if succeed and task.id in self.cancel_requested:
+            # A cancel the owner was told about wins over a result that arrives after it.
+            assert done.status is TaskStatus.FAILED
+            assert done.error is not None
+            assert done.error.code == "request_cancelled"
+        if not succeed or task.id in self.cancel_requested:
             self.expected[self.task_owner[task.id]] += PRICE
 
     @precondition(lambda self: self.task_owner)
@@ -129,16 +135,23 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             assert after.status is TaskStatus.PROCESSING
             assert after.cancel_requested
+            self.cancel_requested.add(task_id)
 
     @precondition(lambda self: self.processing)
     @rule(pick=st.integers(0, 10**6))
     def lease_expires_and_a_late_worker_is_fenced(self, pick: int) -> None:
         task = sorted(self.processing.values(), key=lambda t: t.id)[pick % len(self.processing)]
         self.clock_offset += 3600
-        reaped = self.run(self.services.tasks.reap())
-        assert task.id in reaped
-        for other in reaped:
-            del self.processing[other]
+        requeued = self.run(self.services.tasks.reap())
+        for held in list(self.processing):
+            if held in self.cancel_requested:
+                # Its owner asked to cancel it: the reaper ends it, releasing the credits.
+                assert held not in requeued
+                assert self.status(held) is TaskStatus.FAILED
+                self.expected[self.task_owner[held]] += PRICE
+            else:
+                assert held in requeued
+            del self.processing[held]
         output = self.root / "late.mp4"
         output.write_bytes(b"late")
         assert self.run(self.services.tasks.complete(task, output)) is None

@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.auth.keys import bearer_token, hash_key, make_key, new_id
+from vidgate.billing.ledger import checked_cents
 from vidgate.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
 from vidgate.store import account_rows, ledger_rows
 from vidgate.store.account_rows import Account, GroupLimits, KeyRecord, Principal
@@ -78,8 +79,7 @@ class AccountService:
         name = name.strip()
         if not name or len(name) > 200:
             raise InvalidRequest("An account name is 1 to 200 characters.", param="name")
-        if credits < 0:
-            raise InvalidRequest("Opening credits cannot be negative.", param="credits")
+        opening = checked_cents(credits, "credits") if credits else 0
         new_key = make_key(key)
         account_id = new_id("acct")
         now = self.clock()
@@ -96,9 +96,8 @@ class AccountService:
                 user_group=group,
             )
             await self._insert_key(conn, account_id, "default", new_key.secret, None, now)
-            cents = credits_to_cents(credits)
-            if cents > 0:
-                await ledger_rows.top_up(conn, account_id, cents, now=now, reason="opening")
+            if opening:
+                await ledger_rows.top_up(conn, account_id, opening, now=now, reason="opening")
         return CreatedAccount(account_id, name, new_key.secret)
 
     async def get_account(self, ref: str) -> Account:
@@ -159,7 +158,7 @@ class AccountService:
     async def _require_group(conn: AsyncConnection, group: str) -> None:
         if await account_rows.get_group(conn, group) is None:
             raise InvalidRequest(
-                f"There is no user group {group!r}; create it first.", param="group"
+                f"There is no user group {group!r}; create it first.", param="user_group"
             )
 
     # --- keys ------------------------------------------------------------------------------

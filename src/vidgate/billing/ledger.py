@@ -19,6 +19,8 @@ from vidgate.store.ledger_rows import CreditSummary, LedgerEntry
 from vidgate.tasks.model import credits_to_cents
 
 MAX_PAGE = 100
+# Far above any real purse, far below where integer hundredths stop being exact (2^63).
+MAX_CREDITS_PER_ENTRY = Decimal(10**9)
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class LedgerService:
         self.clock = clock
 
     async def top_up(self, account_ref: str, credits: Decimal, *, reason: str | None) -> int:
-        cents = _positive_cents(credits, "credits")
+        cents = checked_cents(credits, "credits")
         async with self.db.write() as conn:
             account_id = await _account_id(conn, account_ref)
             await ledger_rows.top_up(conn, account_id, cents, now=self.clock(), reason=reason)
@@ -58,18 +60,15 @@ class LedgerService:
         """Add (positive) or take away (negative) credits, with the reason on the record."""
         if not reason.strip():
             raise InvalidRequest("An adjustment needs a reason.", param="reason")
-        cents = credits_to_cents(credits)
-        if cents == 0 or credits != Decimal(cents) / 100:
-            raise InvalidRequest(
-                "credits is a non-zero amount in hundredths of a credit.", param="credits"
-            )
+        cents = checked_cents(credits, "credits", negative=True)
         async with self.db.write() as conn:
             account_id = await _account_id(conn, account_ref)
             if not await ledger_rows.adjust(
                 conn, account_id, cents, now=self.clock(), reason=reason
             ):
                 raise InvalidRequest(
-                    "That adjustment would take the balance below zero.", param="credits"
+                    "That adjustment would take the balance below zero (or out of range).",
+                    param="credits",
                 )
             return await ledger_rows.balance_cents(conn, account_id)
 
@@ -100,10 +99,15 @@ async def _account_id(conn: AsyncConnection, ref: str) -> str:
     return account.id
 
 
-def _positive_cents(credits: Decimal, param: str) -> int:
-    cents = credits_to_cents(credits)
-    if cents <= 0 or credits != Decimal(cents) / 100:
+def checked_cents(amount: Decimal | int | str, param: str, *, negative: bool = False) -> int:
+    """An amount of credits as exact hundredths: non-zero, at most two decimals, bounded."""
+    credits = Decimal(str(amount))
+    sign = "non-zero" if negative else "positive"
+    if not credits.is_finite() or abs(credits) > MAX_CREDITS_PER_ENTRY:
         raise InvalidRequest(
-            f"{param} is a positive amount in hundredths of a credit.", param=param
+            f"{param} is at most {MAX_CREDITS_PER_ENTRY:,} credits at a time.", param=param
         )
+    cents = credits_to_cents(credits)
+    if cents == 0 or (cents < 0 and not negative) or credits != Decimal(cents) / 100:
+        raise InvalidRequest(f"{param} is a {sign} amount in hundredths of a credit.", param=param)
     return cents

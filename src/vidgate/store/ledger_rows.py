@@ -13,7 +13,11 @@ from typing import Any, Literal
 from sqlalchemy import Row, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vidgate.errors import InvalidRequest
 from vidgate.store.tables import accounts, ledger_entries, tasks
+
+# The CHECK keeps balances >= 0; this keeps them far inside the exact range of 64-bit cents.
+MAX_BALANCE_CENTS = 10**13  # a hundred billion credits
 
 LedgerKind = Literal["topup", "reserve", "capture", "release", "adjustment"]
 _PHASE = {"reserve": "reserve", "capture": "settle", "release": "settle"}
@@ -65,11 +69,15 @@ async def _move(
     task_id: str | None = None,
     reason: str | None = None,
 ) -> bool:
-    """Change the balance by ``amount_cents`` and record it; False if it would go negative."""
+    """Change the balance by ``amount_cents`` and record it; False if it would leave range."""
     row = (
         await conn.execute(
             update(accounts)
-            .where(accounts.c.id == account_id, accounts.c.balance_cents + amount_cents >= 0)
+            .where(
+                accounts.c.id == account_id,
+                accounts.c.balance_cents + amount_cents >= 0,
+                accounts.c.balance_cents + amount_cents <= MAX_BALANCE_CENTS,
+            )
             .values(balance_cents=accounts.c.balance_cents + amount_cents)
             .returning(accounts.c.balance_cents)
         )
@@ -97,13 +105,16 @@ async def top_up(
 ) -> None:
     if cents <= 0:
         raise ValueError("a top-up adds a positive amount")
-    await _move(conn, account_id, cents, kind="topup", credits_cents=cents, now=now, reason=reason)
+    if not await _move(
+        conn, account_id, cents, kind="topup", credits_cents=cents, now=now, reason=reason
+    ):
+        raise InvalidRequest("That top-up would take the balance out of range.", param="credits")
 
 
 async def adjust(
     conn: AsyncConnection, account_id: str, cents: int, *, now: float, reason: str
 ) -> bool:
-    """An admin's correction, up or down; False when it would take the balance below zero."""
+    """An admin's correction, up or down; False when it would take the balance out of range."""
     if cents == 0:
         raise ValueError("an adjustment changes the balance")
     return await _move(

@@ -231,11 +231,19 @@ async def finish_task(
     return _to_task(row) if row else None
 
 
-async def release_task(conn: AsyncConnection, task_id: str, attempt: int, *, now: float) -> bool:
-    """Hand a held task back to the queue (shutdown or a lost engine), fenced by its attempt."""
+async def release_task(
+    conn: AsyncConnection, task_id: str, attempt: int, *, now: float, only_expired: bool = False
+) -> bool:
+    """Hand a held task back to the queue, fenced by its attempt (and, for the reaper, only
+    if no heartbeat renewed the lease since it looked)."""
+    condition = _held(task_id, attempt)
+    if only_expired:
+        condition = and_(
+            condition, or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at < now)
+        )
     result = await conn.execute(
         update(tasks)
-        .where(_held(task_id, attempt))
+        .where(condition)
         .values(
             status=TaskStatus.PENDING.value,
             lease_owner=None,
@@ -246,23 +254,15 @@ async def release_task(conn: AsyncConnection, task_id: str, attempt: int, *, now
     return bool(result.rowcount)
 
 
-async def reap_expired_leases(conn: AsyncConnection, *, now: float) -> list[str]:
-    """Return tasks whose worker stopped renewing its lease to the queue."""
-    result = await conn.execute(
-        update(tasks)
-        .where(
+async def expired_leases(conn: AsyncConnection, *, now: float) -> list[Task]:
+    """Processing tasks whose worker stopped renewing its lease."""
+    rows = await conn.execute(
+        select(tasks).where(
             tasks.c.status == TaskStatus.PROCESSING.value,
             or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at < now),
         )
-        .values(
-            status=TaskStatus.PENDING.value,
-            lease_owner=None,
-            lease_expires_at=None,
-            updated_at=now,
-        )
-        .returning(tasks.c.id)
     )
-    return [row[0] for row in result]
+    return [_to_task(row) for row in rows]
 
 
 async def average_run_seconds(

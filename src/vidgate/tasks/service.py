@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from vidgate.billing.pricing import price_for
 from vidgate.engines.registry import ModelRegistry
 from vidgate.errors import (
@@ -257,7 +259,8 @@ class TaskService:
         A task whose cancel was requested while it rendered ends cancelled, not completed:
         the owner was told it would stop and is not charged for it.
         """
-        key = f"results/{task.id}.mp4"
+        # One file per attempt: a late attempt never overwrites or deletes the winner's video.
+        key = f"results/{task.id}-{task.attempt}.mp4"
         await asyncio.to_thread(self.files.put_file, key, output)
         done = await self._finish(task, TaskStatus.COMPLETED, attempt=task.attempt, result_key=key)
         if done is None:
@@ -274,13 +277,25 @@ class TaskService:
             return await task_rows.release_task(conn, task.id, task.attempt, now=self.clock())
 
     async def reap(self) -> list[str]:
+        """Tasks whose worker stopped renewing its lease: back to the queue, or, when their
+        owner asked to cancel them, cancelled with their credits released."""
+        now = self.clock()
+        requeued: list[str] = []
         async with self.db.write() as conn:
-            reaped = await task_rows.reap_expired_leases(conn, now=self.clock())
-        for task_id in reaped:
-            log.warning("task %s: its worker's lease expired; back in the queue", task_id)
-        if reaped:
+            for task in await task_rows.expired_leases(conn, now=now):
+                if task.cancel_requested:
+                    error = TaskError("request_cancelled", CANCELLED_MESSAGE)
+                    await self._finish_in(
+                        conn, task, TaskStatus.FAILED, task.attempt, now, error=error
+                    )
+                elif await task_rows.release_task(
+                    conn, task.id, task.attempt, now=now, only_expired=True
+                ):
+                    requeued.append(task.id)
+                    log.warning("task %s: its worker's lease expired; back in the queue", task.id)
+        if requeued:
             self.wakeup.notify()
-        return reaped
+        return requeued
 
     async def _finish(
         self,
@@ -291,28 +306,44 @@ class TaskService:
         result_key: str | None = None,
         error: TaskError | None = None,
     ) -> Task | None:
-        now = self.clock()
         async with self.db.write() as conn:
-            done = await task_rows.finish_task(
-                conn,
-                task.id,
-                now=now,
-                status=status,
-                attempt=attempt,
-                result_key=result_key,
-                error=error,
+            done = await self._finish_in(
+                conn, task, status, attempt, self.clock(), result_key=result_key, error=error
             )
-            if done is not None:
-                await ledger_rows.settle(
-                    conn,
-                    done.account_id,
-                    done.id,
-                    done.credits_cents,
-                    captured=status is TaskStatus.COMPLETED,
-                    now=now,
-                )
         if done is None:
             log.warning("task %s: attempt %s no longer holds it; result dropped", task.id, attempt)
         else:
             log.info("task %s %s", task.id, status.value)
+        return done
+
+    @staticmethod
+    async def _finish_in(
+        conn: AsyncConnection,
+        task: Task,
+        status: TaskStatus,
+        attempt: int | None,
+        now: float,
+        *,
+        result_key: str | None = None,
+        error: TaskError | None = None,
+    ) -> Task | None:
+        """The terminal compare-and-set and the settlement, in the caller's transaction."""
+        done = await task_rows.finish_task(
+            conn,
+            task.id,
+            now=now,
+            status=status,
+            attempt=attempt,
+            result_key=result_key,
+            error=error,
+        )
+        if done is not None:
+            await ledger_rows.settle(
+                conn,
+                done.account_id,
+                done.id,
+                done.credits_cents,
+                captured=status is TaskStatus.COMPLETED,
+                now=now,
+            )
         return done
