@@ -10,7 +10,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from vidgate.api import admin, credits, errors, files, health, keys, models, tasks, videos
+from vidgate.api import (
+    admin,
+    callbacks,
+    credits,
+    errors,
+    files,
+    health,
+    keys,
+    models,
+    tasks,
+    videos,
+)
 from vidgate.queue.worker import Worker
 from vidgate.services import Services
 
@@ -19,14 +30,25 @@ log = logging.getLogger(__name__)
 REAP_INTERVAL = 5.0
 
 
-def create_app(services: Services, *, workers: int | None = None) -> FastAPI:
-    """The ASGI app over ``services``; ``workers`` in-process workers run beside it."""
+def create_app(
+    services: Services, *, workers: int | None = None, background: bool = True
+) -> FastAPI:
+    """The ASGI app over ``services``.
+
+    Its lifespan runs ``workers`` in-process workers and, with ``background``, the lease reaper
+    and the callback dispatcher (both safe to run in every replica at once).
+    """
     count = services.settings.workers if workers is None else workers
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        loops = [asyncio.create_task(_reaper(services, stop), name="reaper")] if count else []
+        loops = []
+        if background:
+            loops.append(asyncio.create_task(_reaper(services, stop), name="reaper"))
+            loops.append(
+                asyncio.create_task(services.dispatcher.run(stop), name="callback-dispatcher")
+            )
         scratch = services.files.scratch_dir()
         for index in range(count):
             worker = Worker(
@@ -43,6 +65,7 @@ def create_app(services: Services, *, workers: int | None = None) -> FastAPI:
         finally:
             stop.set()
             services.tasks.wakeup.notify()
+            services.dispatcher.notify()
             for loop in loops:
                 loop.cancel()
             for loop in loops:
@@ -57,7 +80,7 @@ def create_app(services: Services, *, workers: int | None = None) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
-    for module in (videos, tasks, models, credits, keys, admin, files, health):
+    for module in (videos, tasks, callbacks, models, credits, keys, admin, files, health):
         app.include_router(module.router)
     return app
 

@@ -13,12 +13,16 @@ from vidgate.billing.ledger import LedgerService
 from vidgate.engines.base import Engine
 from vidgate.engines.preview import PreviewEngine
 from vidgate.engines.registry import DEFAULT_MODELS, ModelRegistry
-from vidgate.media.egress import EgressPolicy
+from vidgate.media.egress import EgressPolicy, Resolver
 from vidgate.media.files import LocalFileStore
 from vidgate.media.signing import UrlSigner
 from vidgate.settings import Settings
 from vidgate.store.database import Database
+from vidgate.tasks.presenter import TaskPresenter
 from vidgate.tasks.service import TaskService
+from vidgate.webhooks.dispatcher import CallbackDispatcher
+from vidgate.webhooks.secret_store import WebhookSecrets
+from vidgate.webhooks.service import CallbackService
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +38,12 @@ class Services:
     engines: Mapping[str, Engine]
     files: LocalFileStore
     signer: UrlSigner
+    presenter: TaskPresenter
     egress: EgressPolicy
     limiter: RateLimiter
+    webhook_secrets: WebhookSecrets
+    dispatcher: CallbackDispatcher
+    callbacks: CallbackService
 
     async def close(self) -> None:
         await self.limiter.aclose()
@@ -48,8 +56,12 @@ async def open_services(
     *,
     registry: ModelRegistry | None = None,
     engines: Mapping[str, Engine] | None = None,
+    resolver: Resolver | None = None,
 ) -> Services:
-    """Migrate the database, then wire every service to it."""
+    """Migrate the database, then wire every service to it.
+
+    ``resolver`` replaces DNS for outbound requests (tests use it to play a hostile resolver).
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
     await db.migrate()
@@ -59,29 +71,44 @@ async def open_services(
     if missing:
         raise ValueError(f"models name engines that are not configured: {sorted(missing)}")
     files = LocalFileStore(settings.files_dir)
-    egress = EgressPolicy(allow=settings.egress_allow, ca_bundle=settings.egress_ca_bundle)
+    egress = EgressPolicy(
+        allow=settings.egress_allow, ca_bundle=settings.egress_ca_bundle, resolver=resolver
+    )
     accounts = AccountService(db)
     signer = UrlSigner(await accounts.signing_secret(), settings.base_url)
+    presenter = TaskPresenter(signer, registry, url_ttl_seconds=settings.result_url_ttl_seconds)
     tasks = TaskService(
         db,
         registry,
         files,
         egress,
+        presenter,
         lease_seconds=settings.lease_seconds,
         max_active_tasks=settings.max_active_tasks,
     )
+    webhook_secrets = WebhookSecrets(
+        db, rotation_grace_seconds=settings.webhook_rotation_grace_seconds
+    )
+    dispatcher = CallbackDispatcher(
+        db, egress, webhook_secrets, concurrency=settings.callback_concurrency
+    )
+    tasks.callbacks_due = dispatcher.notify
     return Services(
-        settings,
-        db,
-        accounts,
-        LedgerService(db),
-        tasks,
-        registry,
-        engines,
-        files,
-        signer,
-        egress,
-        RateLimiter(settings.redis_url),
+        settings=settings,
+        db=db,
+        accounts=accounts,
+        ledger=LedgerService(db),
+        tasks=tasks,
+        registry=registry,
+        engines=engines,
+        files=files,
+        signer=signer,
+        presenter=presenter,
+        egress=egress,
+        limiter=RateLimiter(settings.redis_url),
+        webhook_secrets=webhook_secrets,
+        dispatcher=dispatcher,
+        callbacks=CallbackService(db, tasks, dispatcher.notify),
     )
 
 

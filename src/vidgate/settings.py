@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Shares rate limits between API replicas"
     )
+    webhook_rotation_grace_seconds: float = Field(
+        default=24 * 3600, ge=0, description="How long a rotated-out webhook secret still signs"
+    )
+    callback_concurrency: int = Field(
+        default=16, ge=1, description="Callbacks in flight at once per process"
+    )
     log_level: str = "INFO"
 
     @field_validator("egress_allow", mode="before")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
-
-from vidgate.tasks.model import Task, TaskStatus
 
 
 class CreateVideoRequest(BaseModel):
@@ -57,39 +55,6 @@ class TaskObject(BaseModel):
     results: list[str] | None = None
     error: TaskErrorBody | None = None
     engine: str | None = None
-
-
-def task_object(task: Task, *, result_url: str | None, video_duration: int) -> dict[str, Any]:
-    """The task as JSON-ready data, in the field order of the reference."""
-    body: dict[str, Any] = {
-        "created": task.created,
-        "id": task.id,
-        "model": task.model,
-        "object": "video.generation.task",
-        "progress": task.progress,
-        "status": task.status.value,
-        "task_info": {
-            "can_cancel": task.can_cancel,
-            "estimated_time": task.estimated_time,
-            "video_duration": video_duration,
-        },
-        "type": "video",
-        "usage": {
-            "billing_rule": "per_call",
-            "credits_reserved": float(task.credits_reserved),
-            "user_group": task.user_group,
-        },
-        "engine": task.engine,
-    }
-    if task.status is TaskStatus.COMPLETED and result_url is not None:
-        body["results"] = [result_url]
-    if task.status is TaskStatus.FAILED and task.error is not None:
-        body["error"] = {
-            "code": task.error.code,
-            "message": task.error.message,
-            "type": "task_error",
-        }
-    return body
 
 
 class ModelEntry(BaseModel):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from vidgate.api.deps import PrincipalDep, ServicesDep
-from vidgate.api.presenter import present
 from vidgate.api.schemas import CreateVideoRequest, TaskObject
+from vidgate.api.tasks import task_response
 from vidgate.tasks.service import VideoRequest
 
 router = APIRouter(tags=["videos"])
@@ -17,7 +16,7 @@ router = APIRouter(tags=["videos"])
 @router.post("/v1/videos/generations", response_model=TaskObject, response_model_exclude_none=True)
 async def create_video(
     body: CreateVideoRequest, principal: PrincipalDep, services: ServicesDep
-) -> dict[str, Any]:
+) -> Response:
     request = VideoRequest(
         model=body.model,
         prompt=body.prompt,
@@ -32,4 +31,4 @@ async def create_video(
         },
     )
     task = await services.tasks.create(principal, request)
-    return present(services, task)
+    return task_response(services, task)

@@ -42,6 +42,7 @@ _WHITE: Final = 235.0
 _BLACK: Final = 16.0
 
 Font: TypeAlias = ImageFont.FreeTypeFont | ImageFont.ImageFont
+Wide: TypeAlias = NDArray[np.uint16]  # room for the products of 8-bit samples
 
 
 class Scene(Protocol):
@@ -57,8 +58,7 @@ def prompt_seed(prompt: str) -> int:
 
 def _ease(t: float) -> float:
     """Sine ease-in-out on [0, 1]: motion starts and stops without a jolt."""
-    t = min(1.0, max(0.0, t))
-    return 0.5 - 0.5 * math.cos(math.pi * t)
+    return 0.5 - 0.5 * math.cos(math.pi * min(1.0, max(0.0, t)))
 
 
 def _even(value: float) -> int:
@@ -127,13 +127,10 @@ class _TextOverlay:
 
     def __init__(self, prompt: str, width: int, height: int) -> None:
         short = min(width, height)
-        fill = Image.new("L", (width, height))
-        cover = Image.new("L", (width, height))
-        panel = Image.new("L", (width, height))
+        fill, cover, panel = (Image.new("L", (width, height)) for _ in range(3))
         text = prompt[:MAX_PROMPT_CHARS].strip()
         if text:
-            font, lines = _layout(text, width * 0.8, height * 0.6, short)
-            size = _font_size(font)
+            font, size, lines = _layout(text, width * 0.8, height * 0.6, short)
             centre = (width / 2, height / 2)
             spacing, stroke = round(size * 0.25), max(1, size // 14)
             wrapped = "\n".join(lines)
@@ -158,18 +155,18 @@ class _TextOverlay:
         )
         ImageDraw.Draw(fill).text(corner, LABEL, fill=200, font=label_font, anchor="rd")
 
-        alpha = np.zeros((height, width), np.float32)
-        luma = np.zeros((height, width), np.float32)  # premultiplied by alpha
-        for mask, value in ((panel, _BLACK), (cover, _BLACK), (fill, _WHITE)):
-            layer = np.asarray(mask, np.float32) / 255
-            luma = luma * (1 - layer) + value * layer
-            alpha = alpha * (1 - layer) + layer
-        left, top, right, bottom = Image.fromarray((alpha > 0).astype(np.uint8)).getbbox() or (
-            0, 0, 2, 2,
-        )  # fmt: skip
+        # Compose only the covered box (even-aligned, for chroma): the rest is left untouched.
+        boxes = [box for box in (panel.getbbox(), cover.getbbox()) if box] or [(0, 0, 2, 2)]
+        edges = list(zip(*boxes, strict=True))
+        left, top, right, bottom = min(edges[0]), min(edges[1]), max(edges[2]), max(edges[3])
         self._box = (top - top % 2, bottom + bottom % 2, left - left % 2, right + right % 2)
         top, bottom, left, right = self._box
-        alpha, luma = alpha[top:bottom, left:right], luma[top:bottom, left:right]
+        alpha: NDArray[np.float64] = np.zeros((bottom - top, right - left))
+        luma = np.zeros_like(alpha)  # premultiplied by alpha
+        for mask, value in ((panel, _BLACK), (cover, _BLACK), (fill, _WHITE)):
+            layer = np.asarray(mask.crop((left, top, right, bottom)), np.float64) / 255
+            luma = luma * (1 - layer) + value * layer
+            alpha = alpha * (1 - layer) + layer
         chroma_alpha = alpha.reshape(alpha.shape[0] // 2, 2, alpha.shape[1] // 2, 2).mean((1, 3))
         # out = (background * keep + add) >> 8 stays under 2**16: add <= 235 * 256 * alpha.
         self._keep = np.rint((1 - alpha) * 256).astype(np.uint16)
@@ -188,9 +185,7 @@ class _TextOverlay:
             _blend(region, self._chroma_keep, self._chroma_add, self._chroma_scratch)
 
 
-def _blend(
-    region: Yuv420, keep: NDArray[np.uint16], add: NDArray[np.uint16], scratch: NDArray[np.uint16]
-) -> None:
+def _blend(region: Yuv420, keep: Wide, add: Wide, scratch: Wide) -> None:
     # In place and into preallocated memory: fresh temporaries would cost more than the maths.
     np.multiply(region, keep, out=scratch, dtype=np.uint16)
     np.add(scratch, add, out=scratch)
@@ -198,11 +193,9 @@ def _blend(
     np.copyto(region, scratch, casting="unsafe")
 
 
-def _font_size(font: Font) -> int:
-    return int(font.size) if isinstance(font, ImageFont.FreeTypeFont) else 10
-
-
-def _layout(text: str, max_width: float, max_height: float, short: int) -> tuple[Font, list[str]]:
+def _layout(
+    text: str, max_width: float, max_height: float, short: int
+) -> tuple[Font, int, list[str]]:
     """The largest font (from short/13 down) whose wrapped lines fit; truncate at the smallest."""
     size = max(12, short // 13)
     smallest = max(12, short // 48)
@@ -216,7 +209,7 @@ def _layout(text: str, max_width: float, max_height: float, short: int) -> tuple
     if len(lines) > fitting:
         lines = lines[: max(1, fitting)]
         lines[-1] = lines[-1][: max(0, len(lines[-1]) - 2)].rstrip() + "…"
-    return font, lines
+    return font, size, lines
 
 
 def _wrap(text: str, font: Font, max_width: float) -> list[str]:
@@ -257,15 +250,9 @@ class KenBurnsScene:
     """One image: the fitted image first, then a slow zoom that pans in a seeded direction."""
 
     def __init__(
-        self,
-        image: Image.Image,
-        width: int,
-        height: int,
-        *,
-        seed: int,
-        frame_count: int = FRAME_COUNT,
-        zoom: float = 1.12,
-    ) -> None:
+        self, image: Image.Image, width: int, height: int, *,
+        seed: int, frame_count: int = FRAME_COUNT, zoom: float = 1.12,
+    ) -> None:  # fmt: skip
         self.width, self.height, self.frame_count, self.zoom = width, height, frame_count, zoom
         self._first = rgb_to_yuv420(fit_image(image, width, height))
         self._source = ZoomableFrame(self._first)
@@ -283,32 +270,30 @@ class KenBurnsScene:
         # path that starts slightly opposite to the direction of travel.
         slack_x, slack_y = self.width * (1 - 1 / zoom) / 2, self.height * (1 - 1 / zoom) / 2
         travel = -0.3 + 1.3 * progress
-        shift_x = slack_x * travel * self._direction[0]
-        shift_y = slack_y * travel * self._direction[1]
-        return self._source.render(_centred_box(self.width, self.height, zoom, shift_x, shift_y))
+        shift = (slack_x * travel * self._direction[0], slack_y * travel * self._direction[1])
+        return self._source.render(_centred_box(self.width, self.height, zoom, *shift))
 
 
 class CrossfadeScene:
-    """Two images: hold the first, an eased crossfade under a gentle zoom, hold the last.
+    """Two images: a push in on the first, an eased dissolve, a pull back out from the last.
 
-    The zoom is 1 at both ends, so the first and last frames are exactly the fitted images.
+    The zoom is 1 at both ends, so the first and last frames are exactly the fitted images; it
+    holds still during the dissolve, so that only mixes two frames rendered once.
     """
 
     def __init__(
-        self,
-        first: Image.Image,
-        last: Image.Image,
-        width: int,
-        height: int,
-        *,
-        frame_count: int = FRAME_COUNT,
-        zoom: float = 1.08,
-    ) -> None:
-        self.width, self.height, self.frame_count, self.zoom = width, height, frame_count, zoom
+        self, first: Image.Image, last: Image.Image, width: int, height: int, *,
+        frame_count: int = FRAME_COUNT, zoom: float = 1.08, push: float = 0.3,
+    ) -> None:  # fmt: skip
+        self.width, self.height, self.frame_count = width, height, frame_count
+        self.zoom, self.push = zoom, push
         self._first = rgb_to_yuv420(fit_image(first, width, height))
         self._last = rgb_to_yuv420(fit_image(last, width, height))
         self._sources = (ZoomableFrame(self._first), ZoomableFrame(self._last))
-        self._mixed = ZoomableFrame(self._first)
+        held = _centred_box(width, height, zoom, 0, 0)
+        self._held = (self._sources[0].render(held), self._sources[1].render(held))
+        shape = self._first.shape
+        self._scratch = (np.empty(shape, np.uint16), np.empty(shape, np.uint16))
 
     def frame(self, index: int) -> Yuv420:
         if index <= 0:
@@ -316,22 +301,33 @@ class CrossfadeScene:
         if index >= self.frame_count - 1:
             return self._last.copy()
         t = index / (self.frame_count - 1)
-        # In and out again; sin leaves zoom 1 briskly, for the same reason as in KenBurnsScene.
-        zoom = 1 + (self.zoom - 1) * math.sin(math.pi * t)
-        box = _centred_box(self.width, self.height, zoom, 0, 0)
-        weight = _ease((t - 0.2) / 0.6)
-        if weight <= 0:
-            return self._sources[0].render(box)
-        if weight >= 1:
-            return self._sources[1].render(box)
-        self._mixed.mix(*self._sources, weight)
-        return self._mixed.render(box)
+        if t < self.push or t > 1 - self.push:
+            # Ease out of zoom 1 and back into it: leaving 1 briskly skips the zooms barely above
+            # it, which ZoomableFrame renders more slowly.
+            source, distance = (0, t) if t < self.push else (1, 1 - t)
+            zoom = 1 + (self.zoom - 1) * (1 - (1 - distance / self.push) ** 2)
+            box = _centred_box(self.width, self.height, zoom, 0, 0)
+            return self._sources[source].render(box)
+        weight = _ease((t - self.push) / (1 - 2 * self.push))
+        return _mix(*self._held, weight, *self._scratch)
+
+
+def _mix(first: Yuv420, last: Yuv420, weight: float, scratch: Wide, other: Wide) -> Yuv420:
+    """first * (1 - weight) + last * weight, in 1/256 steps."""
+    level = round(min(1.0, max(0.0, weight)) * 256)
+    # Integer maths into preallocated memory: fresh temporaries would cost more than the maths.
+    np.multiply(first, 256 - level, out=scratch, dtype=np.uint16)
+    np.multiply(last, level, out=other, dtype=np.uint16)
+    np.add(scratch, other, out=scratch)
+    np.add(scratch, 128, out=scratch)
+    np.right_shift(scratch, 8, out=scratch)
+    return scratch.astype(np.uint8)
 
 
 def load_image(path: Path) -> Image.Image:
     """Open an input image upright, as RGB, with any transparency laid on black."""
     try:
-        with Image.open(path) as opened:
+        with Image.open(path, formats=["JPEG", "PNG", "WEBP"]) as opened:
             image = ImageOps.exif_transpose(opened)
             if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
                 base = Image.new("RGBA", image.size, (0, 0, 0, 255))
@@ -345,12 +341,12 @@ def load_image(path: Path) -> Image.Image:
 
 
 def build_scene(request: GenerationRequest, width: int, height: int) -> Scene:
-    images = [load_image(path) for path in request.images]
-    if len(images) > 2:
+    if len(request.images) > 2:
         raise EngineFailure("invalid_parameters", "the preview engine takes at most two images")
+    images = [load_image(path) for path in request.images]
     if len(images) == 2:
         return CrossfadeScene(images[0], images[1], width, height)
-    if len(images) == 1:
+    if images:
         return KenBurnsScene(images[0], width, height, seed=prompt_seed(request.prompt))
     return TitleScene(request.prompt, width, height)
 
@@ -375,12 +371,8 @@ def render_preview(
             # The last few percent are the encoder's flush and the rename.
             context.progress(0.97 * (index + 1) / FRAME_COUNT)
     context.progress(1.0)
-    logger.info(
-        "task %s: preview of %d images rendered in %.2f s",
-        request.task_id,
-        len(request.images),
-        time.perf_counter() - started,
-    )
+    elapsed = time.perf_counter() - started
+    logger.info("task %s: preview rendered in %.2f s", request.task_id, elapsed)
 
 
 class PreviewEngine:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import queue
 import threading
 import uuid
@@ -19,8 +18,6 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 from numpy.typing import NDArray
 from PIL import Image
-
-logger = logging.getLogger(__name__)
 
 FPS: Final = 24
 DURATION_SECONDS: Final = 8
@@ -77,10 +74,8 @@ def rgb_to_yuv420(image: Image.Image | RgbArray) -> Yuv420:
 def yuv420_planes(frame: Yuv420) -> tuple[Yuv420, Yuv420, Yuv420]:
     """Views of the Y, U and V planes of a packed I420 frame (writing to them edits the frame)."""
     rows, width = frame.shape
-    height = rows * 2 // 3
-    flat = frame.reshape(-1)
-    luma = width * height
-    chroma = luma // 4
+    height, flat = rows * 2 // 3, frame.reshape(-1)
+    luma, chroma = width * height, width * height // 4
     return (
         flat[:luma].reshape(height, width),
         flat[luma : luma + chroma].reshape(height // 2, width // 2),
@@ -93,31 +88,37 @@ class ZoomableFrame:
 
     libswscale is several times faster than Pillow, but it crops on whole pixels only, which makes
     a slow zoom judder. So each axis is planned (see ``plan_axis``) as a whole-pixel crop, scaled
-    a little larger than needed and cut to size on whole pixels, which usually lands within
-    hundredths of a pixel of the exact box. Scales very close to 1 have no such plan; those few
-    frames are rendered exactly by Pillow. The planes are padded with their edge pixels so a
-    plan may reach past the border.
+    a little larger than needed and cut to size on whole pixels, which lands within
+    ``ZOOM_TOLERANCE`` of the exact box. Zooms barely above 1 have no such plan; for those the
+    planes are also kept enlarged by an awkward factor, which does, and Pillow (exact, but slow)
+    is the last resort. Planes are padded with their edge pixels so a plan may reach past them.
     """
 
     def __init__(self, frame: Yuv420) -> None:
         self.height, self.width = frame.shape[0] * 2 // 3, frame.shape[1]
-        self.planes = [np.pad(plane, _PAD, mode="edge") for plane in yuv420_planes(frame)]
-        self._scratch: list[NDArray[np.uint16]] = []
+        self._planes = [np.pad(plane, _PAD, mode="edge") for plane in yuv420_planes(frame)]
+        self._enlarged: list[Yuv420] = []
 
     def render(self, box: tuple[float, float, float, float]) -> Yuv420:
         """The part of the frame inside ``box`` (left, top, right, bottom, in frame pixels)."""
         out = np.empty((self.height * 3 // 2, self.width), np.uint8)
-        for source, target, subsampling in zip(
-            self.planes, yuv420_planes(out), (1, 2, 2), strict=True
+        plans: dict[int, tuple[bool, AxisPlan, AxisPlan]] = {}
+        for index, (target, subsampling) in enumerate(
+            zip(yuv420_planes(out), (1, 2, 2), strict=True)
         ):
             rows, cols = target.shape
             left, top, right, bottom = (edge / subsampling for edge in box)
-            x, y = plan_axis(left, right - left, cols), plan_axis(top, bottom - top, rows)
+            if subsampling not in plans:  # U and V share theirs
+                plans[subsampling] = self._plan(left, top, right, bottom, cols, rows)
+            enlarged, x, y = plans[subsampling]
             if max(x.error, y.error) > ZOOM_TOLERANCE:
                 exact = (left + _PAD, top + _PAD, right + _PAD, bottom + _PAD)
-                zoomed = Image.fromarray(source).resize((cols, rows), _BICUBIC, box=exact)
+                zoomed = Image.fromarray(self._planes[index]).resize(
+                    (cols, rows), Image.Resampling.BICUBIC, box=exact
+                )
                 target[:] = np.asarray(zoomed)
                 continue
+            source = self._enlarged_planes()[index] if enlarged else self._planes[index]
             view = source[
                 y.crop_start + _PAD : y.crop_start + _PAD + y.crop_length,
                 x.crop_start + _PAD : x.crop_start + _PAD + x.crop_length,
@@ -129,30 +130,36 @@ class ZoomableFrame:
             target[:] = scaled.to_ndarray()[y.cut : y.cut + rows, x.cut : x.cut + cols]
         return out
 
-    def mix(self, first: ZoomableFrame, last: ZoomableFrame, weight: float) -> None:
-        """Make this frame ``first`` * (1 - weight) + ``last`` * weight, in place."""
-        level = round(min(1.0, max(0.0, weight)) * 256)
-        if not self._scratch:
-            self._scratch = [np.empty(plane.shape, np.uint16) for plane in self.planes * 2]
-        for index, (target, a, b) in enumerate(
-            zip(self.planes, first.planes, last.planes, strict=True)
-        ):
-            # Integer maths into preallocated memory: fresh temporaries cost more than the maths.
-            mixed, other = self._scratch[index], self._scratch[index + 3]
-            np.multiply(a, 256 - level, out=mixed, dtype=np.uint16)
-            np.multiply(b, level, out=other, dtype=np.uint16)
-            np.add(mixed, other, out=mixed)
-            np.add(mixed, 128, out=mixed)
-            np.right_shift(mixed, 8, out=mixed)
-            np.copyto(target, mixed, casting="unsafe")
+    def _plan(
+        self, left: float, top: float, right: float, bottom: float, cols: int, rows: int
+    ) -> tuple[bool, AxisPlan, AxisPlan]:
+        x, y = plan_axis(left, right - left, cols), plan_axis(top, bottom - top, rows)
+        if max(x.error, y.error) <= ZOOM_TOLERANCE:
+            return False, x, y
+        wide, high = round(cols * _ENLARGE), round(rows * _ENLARGE)
+        x = plan_axis(left * wide / cols, (right - left) * wide / cols, cols, wide)
+        y = plan_axis(top * high / rows, (bottom - top) * high / rows, rows, high)
+        return True, x, y
+
+    def _enlarged_planes(self) -> list[Yuv420]:
+        if not self._enlarged:
+            for plane in self._planes:
+                rows, cols = (length - 2 * _PAD for length in plane.shape)
+                frame = av.VideoFrame.from_numpy_buffer(plane[_PAD:-_PAD, _PAD:-_PAD], "gray")
+                enlarged = frame.reformat(
+                    round(cols * _ENLARGE), round(rows * _ENLARGE), interpolation="BICUBIC"
+                )
+                self._enlarged.append(np.pad(enlarged.to_ndarray(), _PAD, mode="edge"))
+        return self._enlarged
 
 
 # The largest error, in output pixels, that ZoomableFrame accepts from swscale.
 ZOOM_TOLERANCE: Final = 0.05
 # How far a plan may look for a good crop, and so how wide the padding must be.
-_SPARE: Final = 48
+_SPARE: Final = 32
 _PAD: Final = 2 * _SPARE
-_BICUBIC: Final = Image.Resampling.BICUBIC
+# Far from any simple fraction, so zooms near 1 become generic ratios on the enlarged planes.
+_ENLARGE: Final = 1.37
 
 
 class AxisPlan(NamedTuple):
@@ -163,7 +170,7 @@ class AxisPlan(NamedTuple):
     error: float  # the worst distance, in output pixels, from where the pixels should sample
 
 
-def plan_axis(start: float, length: float, size: int) -> AxisPlan:
+def plan_axis(start: float, length: float, size: int, plane: int | None = None) -> AxisPlan:
     """Show source pixels ``start`` to ``start + length`` at ``size`` pixels, in whole pixels.
 
     Take ``crop_length`` pixels from ``crop_start`` (up to ``_PAD`` past either end of the
@@ -182,7 +189,9 @@ def plan_axis(start: float, length: float, size: int) -> AxisPlan:
     # The error is linear along the axis, so its worst is at the first or the last pixel.
     error = np.maximum(np.abs(offset + 0.5 * drift), np.abs(offset + (size - 0.5) * drift))
     possible = (
-        (cut + size <= scaled) & (crop_start >= -_PAD) & (crop_start + crop <= size + _PAD)
+        (cut + size <= scaled)
+        & (crop_start >= -_PAD)
+        & (crop_start + crop <= (size if plane is None else plane) + _PAD)
     )
     # Among near-equal plans, prefer a smaller scaled size: that is less work for swscale.
     score = np.where(possible, error + (scaled - size) * 1e-4, np.inf)
@@ -226,12 +235,8 @@ class VideoWriter:
     ) -> None:
         if width <= 0 or height <= 0 or width % 2 or height % 2:
             raise ValueError(f"yuv420p needs even, positive dimensions, not {width}x{height}")
-        self.path = Path(path)
-        self.width = width
-        self.height = height
-        self.fps = fps
-        self.crf = crf
-        self.preset = preset
+        self.path, self.width, self.height = Path(path), width, height
+        self.fps, self.crf, self.preset = fps, crf, preset
         self.frames_written = 0
         self._temp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.part")
         self._queue: queue.Queue[av.VideoFrame | None] = queue.Queue(maxsize=queued_frames)
@@ -242,9 +247,7 @@ class VideoWriter:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> Self:
-        container = av.open(
-            str(self._temp), "w", format="mp4", options={"movflags": "+faststart"}
-        )
+        container = av.open(str(self._temp), "w", format="mp4", options={"movflags": "+faststart"})
         try:
             stream = container.add_stream(
                 "libx264", rate=self.fps, options={"preset": self.preset, "crf": str(self.crf)}
@@ -295,7 +298,8 @@ class VideoWriter:
         self.frames_written += 1
 
     def _encode_all(self) -> None:
-        assert self._stream is not None and self._container is not None
+        assert self._stream is not None
+        assert self._container is not None
         try:
             while (frame := self._queue.get()) is not None:
                 if not self._aborting:
@@ -373,7 +377,7 @@ def decode_frames(path: Path, indices: Iterable[int]) -> dict[int, RgbArray]:
     with av.open(str(path)) as container:
         for index, frame in enumerate(container.decode(video=0)):
             if index in wanted:
-                found[index] = frame.to_ndarray(format="rgb24")
+                found[index] = np.asarray(frame.to_ndarray(format="rgb24"), np.uint8)
                 if len(found) == len(wanted):
                     break
     return found

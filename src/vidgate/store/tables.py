@@ -61,6 +61,11 @@ accounts = Table(
     # code that writes either (billing); the CHECK is the last wall against overdraft.
     Column("balance_cents", BigInteger, nullable=False, default=0),
     Column("created_at", Double, nullable=False),
+    # Standard Webhooks signing secrets (whsec_...). They must be readable to sign with; during
+    # a rotation the previous one also signs until it expires, so receivers can switch over.
+    Column("webhook_secret", String(80)),
+    Column("previous_webhook_secret", String(80)),
+    Column("previous_secret_expires_at", Double),
     CheckConstraint("balance_cents >= 0", name="balance_not_negative"),
 )
 
@@ -140,3 +145,38 @@ ledger_entries = Table(
     UniqueConstraint("task_id", "phase", name="uq_ledger_entries_task_phase"),
 )
 Index("ix_ledger_entries_account_id_id", ledger_entries.c.account_id, ledger_entries.c.id)
+
+# The outbox: one row per task callback, written in the transaction that finishes the task.
+callbacks = Table(
+    "callbacks",
+    metadata,
+    Column("id", String(40), primary_key=True),  # the webhook-id, the same on every attempt
+    Column("task_id", ForeignKey("tasks.id"), nullable=False, unique=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Double, nullable=False),
+    # A dispatcher's claim: its token and until when; a write naming another token is refused.
+    Column("lease_token", String(40)),
+    Column("lease_until", Double),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Column("delivered_at", Double),
+    CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status_known"),
+)
+Index("ix_callbacks_due", callbacks.c.status, callbacks.c.next_attempt_at)
+
+callback_attempts = Table(
+    "callback_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("callback_id", ForeignKey("callbacks.id"), nullable=False, index=True),
+    Column("number", Integer, nullable=False),
+    Column("started_at", Double, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("succeeded", Boolean, nullable=False),
+)

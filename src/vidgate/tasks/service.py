@@ -26,7 +26,7 @@ from vidgate.errors import (
 from vidgate.media.egress import EgressPolicy
 from vidgate.media.files import FileStore
 from vidgate.media.images import ImageInfo, fetch_image
-from vidgate.store import ledger_rows, task_rows
+from vidgate.store import callback_rows, ledger_rows, task_rows
 from vidgate.store.account_rows import Principal
 from vidgate.store.database import Database
 from vidgate.store.task_rows import Heartbeat
@@ -39,6 +39,8 @@ from vidgate.tasks.model import (
     is_task_id_shaped,
     new_task_id,
 )
+from vidgate.tasks.presenter import TaskPresenter
+from vidgate.webhooks.signing import new_message_id
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ class TaskService:
         registry: ModelRegistry,
         files: FileStore,
         egress: EgressPolicy,
+        presenter: TaskPresenter,
         *,
         lease_seconds: float = 60.0,
         max_active_tasks: int = 100,
@@ -92,6 +95,9 @@ class TaskService:
         self.registry = registry
         self.files = files
         self.egress = egress
+        self.presenter = presenter
+        # Called when a finish enqueued a callback; the app points it at the dispatcher.
+        self.callbacks_due: Callable[[], None] = lambda: None
         self.lease_seconds = lease_seconds
         self.max_active_tasks = max_active_tasks
         self.clock = clock
@@ -288,6 +294,7 @@ class TaskService:
                     await self._finish_in(
                         conn, task, TaskStatus.FAILED, task.attempt, now, error=error
                     )
+                    self.callbacks_due()
                 elif await task_rows.release_task(
                     conn, task.id, task.attempt, now=now, only_expired=True
                 ):
@@ -314,10 +321,12 @@ class TaskService:
             log.warning("task %s: attempt %s no longer holds it; result dropped", task.id, attempt)
         else:
             log.info("task %s %s", task.id, status.value)
+            if done.callback_url is not None:
+                self.callbacks_due()
         return done
 
-    @staticmethod
     async def _finish_in(
+        self,
         conn: AsyncConnection,
         task: Task,
         status: TaskStatus,
@@ -346,4 +355,16 @@ class TaskService:
                 captured=status is TaskStatus.COMPLETED,
                 now=now,
             )
+            if done.callback_url is not None:
+                # The outbox row commits with the settlement: the callback follows billing,
+                # and no crash can lose it.
+                await callback_rows.enqueue(
+                    conn,
+                    callback_id=new_message_id(),
+                    task_id=done.id,
+                    account_id=done.account_id,
+                    url=done.callback_url,
+                    payload=self.presenter.json(done).decode(),
+                    now=now,
+                )
         return done

@@ -1,0 +1,84 @@
+"""The task as the wire sees it: the evolink task object, as data and as the exact JSON bytes.
+
+``GET /v1/tasks/{id}`` and the callback both send ``TaskPresenter.json``, so a receiver gets
+byte for byte what a poll of the same moment returns.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from vidgate.engines.registry import ModelRegistry
+from vidgate.media.signing import UrlSigner
+from vidgate.tasks.model import Task, TaskStatus
+
+HOUR = 3600
+
+
+def task_object(task: Task, *, result_url: str | None, video_duration: int) -> dict[str, Any]:
+    """The task as JSON-ready data, in the field order of the reference."""
+    body: dict[str, Any] = {
+        "created": task.created,
+        "id": task.id,
+        "model": task.model,
+        "object": "video.generation.task",
+        "progress": task.progress,
+        "status": task.status.value,
+        "task_info": {
+            "can_cancel": task.can_cancel,
+            "estimated_time": task.estimated_time,
+            "video_duration": video_duration,
+        },
+        "type": "video",
+        "usage": {
+            "billing_rule": "per_call",
+            "credits_reserved": float(task.credits_reserved),
+            "user_group": task.user_group,
+        },
+        "engine": task.engine,
+    }
+    if task.status is TaskStatus.COMPLETED and result_url is not None:
+        body["results"] = [result_url]
+    if task.status is TaskStatus.FAILED and task.error is not None:
+        body["error"] = {
+            "code": task.error.code,
+            "message": task.error.message,
+            "type": "task_error",
+        }
+    return body
+
+
+class TaskPresenter:
+    def __init__(
+        self,
+        signer: UrlSigner,
+        registry: ModelRegistry,
+        *,
+        url_ttl_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.signer = signer
+        self.registry = registry
+        self.url_ttl_seconds = url_ttl_seconds
+        self.clock = clock
+
+    def result_url(self, key: str) -> str:
+        # Rounded up to the hour: the URL is the same all hour long (a callback and a poll of
+        # the same moment agree) and always valid for at least the configured time.
+        earliest = int(self.clock()) + self.url_ttl_seconds
+        return self.signer.sign(key, expires=-(-earliest // HOUR) * HOUR)
+
+    def object(self, task: Task) -> dict[str, Any]:
+        url = self.result_url(task.result_key) if task.result_key is not None else None
+        spec = self.registry.models.get(task.model)
+        duration = spec.video_duration if spec is not None else 8
+        return task_object(task, result_url=url, video_duration=duration)
+
+    def json(self, task: Task) -> bytes:
+        """Compact, UTF-8, in a fixed order: the bytes both the API and callbacks send."""
+        return json.dumps(
+            self.object(task), ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode()

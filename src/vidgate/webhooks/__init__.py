@@ -1,0 +1,1 @@
+"""Callbacks: signing (Standard Webhooks), the outbox dispatcher, and the callback service."""
