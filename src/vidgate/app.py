@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,12 +20,10 @@ from vidgate.api import (
     tasks,
     videos,
 )
-from vidgate.queue.worker import Worker
+from vidgate.queue.runner import BackgroundRunner
 from vidgate.services import Services
 
 log = logging.getLogger(__name__)
-
-REAP_INTERVAL = 5.0
 
 
 def create_app(
@@ -42,35 +38,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        loops = []
-        if background:
-            loops.append(asyncio.create_task(_reaper(services, stop), name="reaper"))
-            loops.append(
-                asyncio.create_task(services.dispatcher.run(stop), name="callback-dispatcher")
-            )
-        scratch = services.files.scratch_dir()
-        for index in range(count):
-            worker = Worker(
-                services.tasks,
-                services.engines,
-                services.files,
-                name=f"inproc-{index}",
-                scratch=scratch,
-                poll_interval=services.settings.poll_interval_seconds,
-            )
-            loops.append(asyncio.create_task(worker.run(stop), name=worker.name))
+        runner = BackgroundRunner(services, workers=count, background=background)
+        await runner.start()
         try:
             yield
         finally:
-            stop.set()
-            services.tasks.wakeup.notify()
-            services.dispatcher.notify()
-            for loop in loops:
-                loop.cancel()
-            for loop in loops:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await loop
+            await runner.shutdown()
 
     app = FastAPI(
         title="vidgate",
@@ -83,13 +56,3 @@ def create_app(
     for module in (videos, tasks, callbacks, models, credits, keys, admin, files, health):
         app.include_router(module.router)
     return app
-
-
-async def _reaper(services: Services, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        try:
-            await services.tasks.reap()
-        except Exception:
-            log.exception("lease reaper failed; retrying")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), REAP_INTERVAL)

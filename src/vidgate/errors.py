@@ -16,7 +16,9 @@ SPEC.md §5. The class docstring is the default message.
     │   └── ModelNotFound         404 model_not_found
     ├── MethodNotAllowed          405 method_not_allowed
     ├── Conflict                  409 conflict
-    │   └── TaskNotCancellable    409 task_not_cancellable
+    │   ├── TaskNotCancellable    409 task_not_cancellable
+    │   └── IdempotencyConflict   409 idempotency_conflict
+    ├── IdempotencyMismatch       422 idempotency_key_reused
     ├── RequestTooLarge           413 request_too_large
     ├── RateLimited               429 rate_limit_exceeded
     ├── InternalError             500 internal_error
@@ -142,6 +144,20 @@ class TaskNotCancellable(Conflict):
     """The task has finished; it can no longer be cancelled."""
 
     code = "task_not_cancellable"
+
+
+class IdempotencyConflict(Conflict):
+    """A request with this Idempotency-Key is still being processed; retry shortly."""
+
+    code = "idempotency_conflict"
+
+
+class IdempotencyMismatch(VidgateError):
+    """This Idempotency-Key was used with a different request body."""
+
+    status = 422
+    code = "idempotency_key_reused"
+    type = "invalid_request_error"
 
 
 class RequestTooLarge(VidgateError):

@@ -18,6 +18,7 @@ from vidgate.media.files import LocalFileStore
 from vidgate.media.signing import UrlSigner
 from vidgate.settings import Settings
 from vidgate.store.database import Database
+from vidgate.tasks.idempotency import IdempotencyService
 from vidgate.tasks.presenter import TaskPresenter
 from vidgate.tasks.service import TaskService
 from vidgate.webhooks.dispatcher import CallbackDispatcher
@@ -44,6 +45,7 @@ class Services:
     webhook_secrets: WebhookSecrets
     dispatcher: CallbackDispatcher
     callbacks: CallbackService
+    idempotency: IdempotencyService
 
     async def close(self) -> None:
         await self.limiter.aclose()
@@ -109,6 +111,7 @@ async def open_services(
         webhook_secrets=webhook_secrets,
         dispatcher=dispatcher,
         callbacks=CallbackService(db, tasks, dispatcher.notify),
+        idempotency=IdempotencyService(db),
     )
 
 

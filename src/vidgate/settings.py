@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     callback_concurrency: int = Field(
         default=16, ge=1, description="Callbacks in flight at once per process"
     )
+    shutdown_grace_seconds: float = Field(
+        default=30, ge=0, description="On SIGTERM, how long running tasks get to finish"
+    )
+    retention_days: float = Field(
+        default=7, gt=0, description="Finished tasks and their files are kept this long"
+    )
     log_level: str = "INFO"
 
     @field_validator("egress_allow", mode="before")

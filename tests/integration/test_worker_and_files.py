@@ -110,6 +110,8 @@ async def test_a_stale_attempt_cannot_finish_a_task(
     assert first is not None
     services.tasks.clock = lambda: time.time() + 3600  # the lease has long expired
     assert await services.tasks.reap() == [first.id]
+    assert await services.tasks.claim("w2") is None  # a short backoff before it runs again
+    services.tasks.clock = lambda: time.time() + 3700
     second = await services.tasks.claim("w2")
     assert second is not None
     assert second.attempt == first.attempt + 1

@@ -55,6 +55,7 @@ class TaskObject(BaseModel):
     results: list[str] | None = None
     error: TaskErrorBody | None = None
     engine: str | None = None
+    queue_position: int | None = None
 
 
 class ModelEntry(BaseModel):

@@ -1,29 +1,84 @@
-"""``GET /v1/tasks/{task_id}`` (the poll target) and ``POST /v1/tasks/{task_id}/cancel``."""
+"""The caller's tasks: one (the poll target, with an optional long-poll), the list, cancel."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from vidgate.api.deps import PrincipalDep, ServicesDep
 from vidgate.api.schemas import TaskObject
 from vidgate.services import Services
 from vidgate.tasks.model import Task
+from vidgate.tasks.presenter import dump
 
 router = APIRouter(tags=["tasks"])
 
+MAX_WAIT_SECONDS = 30
 
-def task_response(services: Services, task: Task) -> Response:
+
+class TaskList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[TaskObject]
+    has_more: bool
+    next_cursor: str | None
+
+
+async def task_response(services: Services, task: Task) -> Response:
     """The task object as the exact bytes a callback of the same moment carries."""
-    return Response(services.presenter.json(task), media_type="application/json")
+    position = await services.tasks.queue_position(task)
+    body = services.presenter.json(task, queue_position=position)
+    return Response(body, media_type="application/json")
+
+
+@router.get("/v1/tasks", response_model=TaskList)
+async def list_tasks(
+    principal: PrincipalDep,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=300)] = None,
+    status: Annotated[
+        Literal["pending", "processing", "completed", "failed"] | None, Query()
+    ] = None,
+    model: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    """The caller's tasks, newest first; pass ``next_cursor`` back for the next page."""
+    page = await services.tasks.list_tasks(
+        principal, limit=limit, cursor=cursor, status=status, model=model
+    )
+    body = {
+        "object": "list",
+        "data": [services.presenter.object(task) for task in page.tasks],
+        "has_more": page.next_cursor is not None,
+        "next_cursor": page.next_cursor,
+    }
+    return Response(dump(body), media_type="application/json")
 
 
 @router.get("/v1/tasks/{task_id}", response_model=TaskObject)
-async def get_task(task_id: str, principal: PrincipalDep, services: ServicesDep) -> Response:
-    return task_response(services, await services.tasks.get(principal, task_id))
+async def get_task(
+    task_id: str,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_SECONDS,
+            description="Hold the answer up to this many seconds until the task changes.",
+        ),
+    ] = 0,
+) -> Response:
+    if wait:
+        task = await services.tasks.wait_for_change(principal, task_id, wait)
+    else:
+        task = await services.tasks.get(principal, task_id)
+    return await task_response(services, task)
 
 
 @router.post("/v1/tasks/{task_id}/cancel", response_model=TaskObject)
 async def cancel_task(task_id: str, principal: PrincipalDep, services: ServicesDep) -> Response:
     """Cancel a pending task at once, or ask a processing one's worker to stop (409 when done)."""
-    return task_response(services, await services.tasks.cancel(principal, task_id))
+    return await task_response(services, await services.tasks.cancel(principal, task_id))

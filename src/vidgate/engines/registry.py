@@ -22,6 +22,10 @@ class ModelSpec:
     video_duration: int = 8
     # What a task is expected to take before this server has history of its own.
     typical_seconds: int = 180
+    # Past this a running task fails with generation_timeout.
+    max_run_seconds: int = 900
+    # Attempts (lost leases, crashes) before the task fails with service_error.
+    max_attempts: int = 3
     description: str = ""
 
 
@@ -32,6 +36,7 @@ DEFAULT_MODELS: tuple[ModelSpec, ...] = (
         price=Decimal("25.70"),
         aliases=("veo3.1-fast-beta",),
         typical_seconds=15,
+        max_run_seconds=300,
         description=(
             "Served by the embedded preview engine (a CPU renderer, no weights): "
             "configure a real engine to make real videos."

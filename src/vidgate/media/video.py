@@ -86,12 +86,11 @@ def yuv420_planes(frame: Yuv420) -> tuple[Yuv420, Yuv420, Yuv420]:
 class ZoomableFrame:
     """A still frame that renders any box of itself, enlarged to full size, in about a millisecond.
 
-    libswscale is several times faster than Pillow, but it crops on whole pixels only, which makes
-    a slow zoom judder. So each axis is planned (see ``plan_axis``) as a whole-pixel crop, scaled
-    a little larger than needed and cut to size on whole pixels, which lands within
-    ``ZOOM_TOLERANCE`` of the exact box. Zooms barely above 1 have no such plan; for those the
-    planes are also kept enlarged by an awkward factor, which does, and Pillow (exact, but slow)
-    is the last resort. Planes are padded with their edge pixels so a plan may reach past them.
+    libswscale is several times faster than Pillow, but crops on whole pixels only, which makes a
+    slow zoom judder. So each axis is planned (``plan_axis``) as a whole-pixel crop, scaled a bit
+    larger than needed and cut to size on whole pixels: within ``ZOOM_TOLERANCE`` of the exact
+    box. Zooms barely above 1 have no such plan, but do on the planes enlarged by an awkward
+    factor; Pillow (exact, slow) is the last resort. Boxes must lie within the frame.
     """
 
     def __init__(self, frame: Yuv420) -> None:
@@ -114,7 +113,7 @@ class ZoomableFrame:
             if max(x.error, y.error) > ZOOM_TOLERANCE:
                 exact = (left + _PAD, top + _PAD, right + _PAD, bottom + _PAD)
                 zoomed = Image.fromarray(self._planes[index]).resize(
-                    (cols, rows), Image.Resampling.BICUBIC, box=exact
+                    (cols, rows), Image.Resampling.BILINEAR, box=exact
                 )
                 target[:] = np.asarray(zoomed)
                 continue
@@ -123,9 +122,10 @@ class ZoomableFrame:
                 y.crop_start + _PAD : y.crop_start + _PAD + y.crop_length,
                 x.crop_start + _PAD : x.crop_start + _PAD + x.crop_length,
             ]
-            # One sws thread: libx264 is already keeping the other cores busy.
+            # One sws thread: libx264 keeps the other cores busy. Bilinear when enlarging, like
+            # Pillow's; bicubic when shrinking the enlarged plane, which keeps it as sharp.
             scaled = av.VideoFrame.from_numpy_buffer(view, format="gray").reformat(
-                width=x.scaled, height=y.scaled, interpolation="BICUBIC", threads=1
+                x.scaled, y.scaled, interpolation="BICUBIC" if enlarged else "BILINEAR", threads=1
             )
             target[:] = scaled.to_ndarray()[y.cut : y.cut + rows, x.cut : x.cut + cols]
         return out

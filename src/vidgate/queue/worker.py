@@ -33,7 +33,9 @@ class _Run:
     task: Task
     context: GenerationContext
     fraction: float = 0.0
-    stop_reason: str | None = None  # "cancelled" (by the owner) or "lost" (to another attempt)
+    # Why the engine was told to stop: "cancelled" (by its owner or a deadline), "lost" (the
+    # task was taken from this attempt), or "shutdown" (this process is stopping).
+    stop_reason: str | None = None
 
     def progress(self, fraction: float) -> None:
         self.fraction = max(self.fraction, min(1.0, fraction))
@@ -58,6 +60,7 @@ class Worker:
         self.name = name
         self.scratch = scratch
         self.poll_interval = poll_interval
+        self.current: _Run | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("worker %s started (engines: %s)", self.name, ", ".join(self.engines))
@@ -92,22 +95,28 @@ class Worker:
             output = Path(workdir) / "result.mp4"
             reporter = asyncio.create_task(self._report(run))
             self.service.running[task.id] = run.context.cancelled
+            self.current = run
             try:
                 await engine.generate(request, output, run.context)
             except GenerationCancelled:
                 log.info("task %s: engine stopped (%s)", task.id, run.stop_reason or "cancelled")
-                if run.stop_reason != "lost":
+                if run.stop_reason == "shutdown":
+                    await self.service.hand_back(task)
+                elif run.stop_reason != "lost":
                     await self.service.fail(task, "request_cancelled", CANCELLED_MESSAGE)
                 return
             except EngineFailure as failure:
                 log.warning("task %s failed: %s (%s)", task.id, failure.code, failure.detail)
                 await self.service.fail(task, failure.code, failure.message)
                 return
-            except Exception:
+            except Exception as crash:
                 log.exception("task %s: engine crashed", task.id)
-                await self.service.fail(task, "service_error", "The engine failed unexpectedly.")
+                await self.service.retry_or_fail(
+                    task, f"the engine crashed ({type(crash).__name__})"
+                )
                 return
             finally:
+                self.current = None
                 self.service.running.pop(task.id, None)
                 reporter.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -131,6 +140,12 @@ class Worker:
                 log.warning("task %s: stopping the engine (%s)", run.task.id, run.stop_reason)
                 run.context.cancelled.set()
                 return
+
+    def abandon(self) -> None:
+        """Stop the running engine and hand its task back (the grace period is over)."""
+        if self.current is not None and self.current.stop_reason is None:
+            self.current.stop_reason = "shutdown"
+            self.current.context.cancelled.set()
 
     def _input_path(self, key: str) -> Path:
         path = self.files.path(key)

@@ -111,6 +111,16 @@ tasks = Table(
     Column("lease_owner", String(100)),
     Column("lease_expires_at", Double),
     Column("cancel_requested", Boolean, nullable=False, default=False),
+    # Not claimable before this time: a short backoff after a lost lease or a crash.
+    Column("available_at", Double, nullable=False, default=0.0),
+    # Attempts that ended without an answer (a lost lease, a crash); a graceful hand-back
+    # does not count. At the model's limit the task fails.
+    Column("retries", Integer, nullable=False, default=0),
+    # The client's deadline (Cancel-After) and this attempt's run-time limit (the model's).
+    Column("deadline_at", Double),
+    Column("run_deadline_at", Double),
+    # Past retention: its files are deleted and it answers 404; the row stays for the ledger.
+    Column("purged_at", Double),
     Column("result_key", Text),
     Column("error_code", String(64)),
     Column("error_message", Text),
@@ -180,3 +190,23 @@ callback_attempts = Table(
     Column("error", Text),
     Column("succeeded", Boolean, nullable=False),
 )
+
+# Idempotency-Key: the first request's fingerprint and, once done, its answer; kept 24 h.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("account_id", ForeignKey("accounts.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("response_status", Integer),
+    Column("response_body", Text),
+    Column("task_id", String(64)),
+    # While in progress, until when the first request holds the key (a crash frees it).
+    Column("locked_until", Double),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    CheckConstraint("status IN ('in_progress', 'done')", name="status_known"),
+)
+Index("ix_idempotency_keys_expires", idempotency_keys.c.expires_at)
+Index("ix_tasks_finished", tasks.c.status, tasks.c.finished_at)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,9 @@ def _to_task(row: Row[Any]) -> Task:
         error=error,
         extra=dict(m["extra"]),
         api_key_id=m["api_key_id"],
+        retries=m["retries"],
+        deadline_at=m["deadline_at"],
+        run_deadline_at=m["run_deadline_at"],
     )
 
 
@@ -65,6 +68,9 @@ async def insert_task(conn: AsyncConnection, task: Task) -> None:
             updated_at=task.updated_at,
             attempt=0,
             cancel_requested=False,
+            available_at=task.created_at,
+            retries=0,
+            deadline_at=task.deadline_at,
         )
     )
 
@@ -72,7 +78,7 @@ async def insert_task(conn: AsyncConnection, task: Task) -> None:
 async def get_task(
     conn: AsyncConnection, task_id: str, *, account_id: str | None = None
 ) -> Task | None:
-    query = select(tasks).where(tasks.c.id == task_id)
+    query = select(tasks).where(tasks.c.id == task_id, tasks.c.purged_at.is_(None))
     if account_id is not None:
         query = query.where(tasks.c.account_id == account_id)
     row = (await conn.execute(query)).first()
@@ -111,11 +117,13 @@ async def claim_task(
     now: float,
     lease_seconds: float,
     engines: Collection[str] | None = None,
+    max_run_seconds: Callable[[str], float] = lambda model: 900.0,
 ) -> Task | None:
-    """Take the oldest pending task: processing, a lease, the next attempt number."""
+    """Take the oldest pending task: processing, a lease, the next attempt number, and a run
+    deadline from its model."""
     pick = (
-        select(tasks.c.id)
-        .where(tasks.c.status == TaskStatus.PENDING.value)
+        select(tasks.c.id, tasks.c.model)
+        .where(tasks.c.status == TaskStatus.PENDING.value, tasks.c.available_at <= now)
         .order_by(tasks.c.created_at, tasks.c.id)
         .limit(1)
     )
@@ -123,9 +131,10 @@ async def claim_task(
         pick = pick.where(tasks.c.engine.in_(list(engines)))
     if conn.dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
-    task_id = (await conn.execute(pick)).scalar()
-    if task_id is None:
+    picked = (await conn.execute(pick)).first()
+    if picked is None:
         return None
+    task_id, model = picked
     row = (
         await conn.execute(
             update(tasks)
@@ -135,6 +144,7 @@ async def claim_task(
                 attempt=tasks.c.attempt + 1,
                 lease_owner=worker,
                 lease_expires_at=now + lease_seconds,
+                run_deadline_at=now + max_run_seconds(model),
                 started_at=func.coalesce(tasks.c.started_at, now),
                 # SPEC.md §3: a processing task shows 1..99.
                 progress=case((tasks.c.progress < 1, 1), else_=tasks.c.progress),
@@ -232,10 +242,17 @@ async def finish_task(
 
 
 async def release_task(
-    conn: AsyncConnection, task_id: str, attempt: int, *, now: float, only_expired: bool = False
+    conn: AsyncConnection,
+    task_id: str,
+    attempt: int,
+    *,
+    now: float,
+    only_expired: bool = False,
+    counts: bool = True,
+    available_at: float | None = None,
 ) -> bool:
     """Hand a held task back to the queue, fenced by its attempt (and, for the reaper, only
-    if no heartbeat renewed the lease since it looked)."""
+    if no heartbeat renewed the lease since it looked). ``counts``: the attempt is used up."""
     condition = _held(task_id, attempt)
     if only_expired:
         condition = and_(
@@ -248,10 +265,30 @@ async def release_task(
             status=TaskStatus.PENDING.value,
             lease_owner=None,
             lease_expires_at=None,
+            run_deadline_at=None,
+            retries=tasks.c.retries + (1 if counts else 0),
+            available_at=now if available_at is None else available_at,
             updated_at=now,
         )
     )
     return bool(result.rowcount)
+
+
+async def overdue(conn: AsyncConnection, *, now: float) -> list[Task]:
+    """Unfinished tasks past the client's deadline, and running ones past their run limit."""
+    unfinished = tasks.c.status.in_((TaskStatus.PENDING.value, TaskStatus.PROCESSING.value))
+    rows = await conn.execute(
+        select(tasks).where(
+            or_(
+                and_(unfinished, tasks.c.deadline_at < now),
+                and_(
+                    tasks.c.status == TaskStatus.PROCESSING.value,
+                    tasks.c.run_deadline_at < now,
+                ),
+            )
+        )
+    )
+    return [_to_task(row) for row in rows]
 
 
 async def expired_leases(conn: AsyncConnection, *, now: float) -> list[Task]:
@@ -278,3 +315,74 @@ async def average_run_seconds(
     )
     value = (await conn.execute(select(func.avg(recent.c.took)))).scalar()
     return float(value) if value is not None else None
+
+
+async def past_retention(conn: AsyncConnection, *, before: float, limit: int) -> list[Task]:
+    """Finished tasks older than ``before`` that still have files; a batch, oldest first."""
+    rows = await conn.execute(
+        select(tasks)
+        .where(
+            tasks.c.status.in_((TaskStatus.COMPLETED.value, TaskStatus.FAILED.value)),
+            tasks.c.finished_at < before,
+            tasks.c.purged_at.is_(None),
+        )
+        .order_by(tasks.c.finished_at)
+        .limit(limit)
+    )
+    return [_to_task(row) for row in rows]
+
+
+async def mark_purged(conn: AsyncConnection, task_ids: list[str], *, now: float) -> None:
+    await conn.execute(
+        update(tasks)
+        .where(tasks.c.id.in_(task_ids))
+        .values(purged_at=now, result_key=None, image_keys=[], updated_at=now)
+    )
+
+
+async def list_tasks(
+    conn: AsyncConnection,
+    account_id: str,
+    *,
+    limit: int,
+    before: tuple[float, str] | None = None,
+    status: str | None = None,
+    model: str | None = None,
+) -> list[Task]:
+    """The account's tasks, newest first, starting after the ``before`` (created_at, id) key."""
+    query = select(tasks).where(tasks.c.account_id == account_id, tasks.c.purged_at.is_(None))
+    if before is not None:
+        created, task_id = before
+        query = query.where(
+            or_(
+                tasks.c.created_at < created,
+                and_(tasks.c.created_at == created, tasks.c.id < task_id),
+            )
+        )
+    if status is not None:
+        query = query.where(tasks.c.status == status)
+    if model is not None:
+        query = query.where(tasks.c.model == model)
+    rows = await conn.execute(
+        query.order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(limit)
+    )
+    return [_to_task(row) for row in rows]
+
+
+async def queue_position(conn: AsyncConnection, task: Task) -> int:
+    """1 for the next task a worker of its engine will take, 2 for the one after, ..."""
+    ahead = (
+        await conn.execute(
+            select(func.count())
+            .select_from(tasks)
+            .where(
+                tasks.c.status == TaskStatus.PENDING.value,
+                tasks.c.engine == task.engine,
+                or_(
+                    tasks.c.created_at < task.created_at,
+                    and_(tasks.c.created_at == task.created_at, tasks.c.id < task.id),
+                ),
+            )
+        )
+    ).scalar()
+    return int(ahead or 0) + 1

@@ -73,6 +73,9 @@ class Task:
     error: TaskError | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     api_key_id: str | None = None
+    retries: int = 0
+    deadline_at: float | None = None
+    run_deadline_at: float | None = None
 
     @property
     def created(self) -> int:

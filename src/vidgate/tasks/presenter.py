@@ -18,7 +18,13 @@ from vidgate.tasks.model import Task, TaskStatus
 HOUR = 3600
 
 
-def task_object(task: Task, *, result_url: str | None, video_duration: int) -> dict[str, Any]:
+def task_object(
+    task: Task,
+    *,
+    result_url: str | None,
+    video_duration: int,
+    queue_position: int | None = None,
+) -> dict[str, Any]:
     """The task as JSON-ready data, in the field order of the reference."""
     body: dict[str, Any] = {
         "created": task.created,
@@ -40,6 +46,8 @@ def task_object(task: Task, *, result_url: str | None, video_duration: int) -> d
         },
         "engine": task.engine,
     }
+    if queue_position is not None:
+        body["queue_position"] = queue_position
     if task.status is TaskStatus.COMPLETED and result_url is not None:
         body["results"] = [result_url]
     if task.status is TaskStatus.FAILED and task.error is not None:
@@ -71,14 +79,18 @@ class TaskPresenter:
         earliest = int(self.clock()) + self.url_ttl_seconds
         return self.signer.sign(key, expires=-(-earliest // HOUR) * HOUR)
 
-    def object(self, task: Task) -> dict[str, Any]:
+    def object(self, task: Task, *, queue_position: int | None = None) -> dict[str, Any]:
         url = self.result_url(task.result_key) if task.result_key is not None else None
         spec = self.registry.models.get(task.model)
         duration = spec.video_duration if spec is not None else 8
-        return task_object(task, result_url=url, video_duration=duration)
+        return task_object(
+            task, result_url=url, video_duration=duration, queue_position=queue_position
+        )
 
-    def json(self, task: Task) -> bytes:
+    def json(self, task: Task, *, queue_position: int | None = None) -> bytes:
         """Compact, UTF-8, in a fixed order: the bytes both the API and callbacks send."""
-        return json.dumps(
-            self.object(task), ensure_ascii=False, allow_nan=False, separators=(",", ":")
-        ).encode()
+        return dump(self.object(task, queue_position=queue_position))
+
+
+def dump(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()

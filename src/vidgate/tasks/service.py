@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import contextlib
 import logging
 import threading
 import time
@@ -17,6 +20,7 @@ from vidgate.billing.pricing import price_for
 from vidgate.engines.registry import ModelRegistry
 from vidgate.errors import (
     InsufficientCredits,
+    InvalidRequest,
     InvalidTaskId,
     RateLimited,
     TaskNotCancellable,
@@ -26,11 +30,12 @@ from vidgate.errors import (
 from vidgate.media.egress import EgressPolicy
 from vidgate.media.files import FileStore
 from vidgate.media.images import ImageInfo, fetch_image
-from vidgate.store import callback_rows, ledger_rows, task_rows
+from vidgate.store import callback_rows, idempotency_rows, ledger_rows, task_rows
 from vidgate.store.account_rows import Principal
 from vidgate.store.database import Database
 from vidgate.store.task_rows import Heartbeat
 from vidgate.tasks import validation
+from vidgate.tasks.idempotency import Claim
 from vidgate.tasks.model import (
     Task,
     TaskError,
@@ -59,6 +64,30 @@ class VideoRequest:
     generation_type: str | None = None
     quality: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Cancel-After: seconds from creation after which an unfinished task is cancelled.
+    cancel_after: float | None = None
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    tasks: list[Task]
+    next_cursor: str | None
+
+
+def encode_task_cursor(task: Task) -> str:
+    raw = f"t:{task.created_at!r}:{task.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_task_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, created, task_id = text.split(":", 2)
+        if kind != "t" or not is_task_id_shaped(task_id):
+            raise ValueError(cursor)
+        return float(created), task_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidRequest("cursor is not one this server gave out.", param="cursor") from None
 
 
 class Wakeup:
@@ -105,10 +134,13 @@ class TaskService:
         # Tasks running in this process: a cancel here reaches their engine at once; a cancel
         # through another replica reaches it at the worker's next heartbeat.
         self.running: dict[str, threading.Event] = {}
+        self._watchers: dict[str, set[asyncio.Event]] = {}
 
     # --- the public API's side -------------------------------------------------------------
 
-    async def create(self, principal: Principal, request: VideoRequest) -> Task:
+    async def create(
+        self, principal: Principal, request: VideoRequest, *, idempotency: Claim | None = None
+    ) -> Task:
         spec = self.registry.resolve(request.model)
         prompt = validation.check_prompt(request.prompt, spec)
         aspect = validation.check_aspect(request.aspect_ratio, spec)
@@ -150,6 +182,7 @@ class TaskService:
             updated_at=now,
             extra=request.extra,
             api_key_id=principal.key_id,
+            deadline_at=None if request.cancel_after is None else now + request.cancel_after,
         )
         max_active = principal.group.max_active_tasks
         if max_active is None:
@@ -173,6 +206,16 @@ class TaskService:
                         "wait for some to finish.",
                         headers={"Retry-After": "10"},
                     )
+                if idempotency is not None:
+                    # The answer commits with the task: a retry after a crash gets it back.
+                    await idempotency_rows.complete(
+                        conn,
+                        idempotency.account_id,
+                        idempotency.key,
+                        status=200,
+                        body=self.presenter.json(task).decode(),
+                        task_id=task.id,
+                    )
         except BaseException:
             await asyncio.to_thread(self.files.delete_prefix, f"inputs/{task_id}")
             raise
@@ -189,6 +232,76 @@ class TaskService:
             raise TaskNotFound(f"No task {task_id} for this account.")
         return task
 
+    async def list_tasks(
+        self,
+        principal: Principal,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        status: str | None = None,
+        model: str | None = None,
+    ) -> TaskPage:
+        if status is not None and status not in {s.value for s in TaskStatus}:
+            raise InvalidRequest(
+                f"status {status!r} is not one of pending, processing, completed, failed.",
+                param="status",
+            )
+        before = decode_task_cursor(cursor) if cursor else None
+        if model is not None:
+            model = self.registry.resolve(model).name
+        async with self.db.read() as conn:
+            found = await task_rows.list_tasks(
+                conn,
+                principal.account_id,
+                limit=limit + 1,
+                before=before,
+                status=status,
+                model=model,
+            )
+        page = found[:limit]
+        more = len(found) > limit
+        return TaskPage(page, encode_task_cursor(page[-1]) if more and page else None)
+
+    async def wait_for_change(self, principal: Principal, task_id: str, seconds: float) -> Task:
+        """The task once it changes (status or progress) or ``seconds`` pass, whichever first.
+
+        Changes made in this process wake the wait at once; others are seen by re-reading
+        the task every second.
+        """
+        task = await self.get(principal, task_id)
+        if task.status.is_terminal or seconds <= 0:
+            return task
+        seen = (task.status, task.progress, task.cancel_requested)
+        deadline = asyncio.get_running_loop().time() + seconds
+        event = asyncio.Event()
+        self._watchers.setdefault(task.id, set()).add(event)
+        try:
+            while (left := deadline - asyncio.get_running_loop().time()) > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(1.0, left))
+                event.clear()
+                task = await self.get(principal, task_id)
+                if (task.status, task.progress, task.cancel_requested) != seen:
+                    return task
+            return task
+        finally:
+            watchers = self._watchers.get(task_id)
+            if watchers is not None:
+                watchers.discard(event)
+                if not watchers:
+                    del self._watchers[task_id]
+
+    def changed(self, task_id: str) -> None:
+        """Wake this process's waits on the task (a write here changed it)."""
+        for event in self._watchers.get(task_id, ()):
+            event.set()
+
+    async def queue_position(self, task: Task) -> int | None:
+        if task.status is not TaskStatus.PENDING:
+            return None
+        async with self.db.read() as conn:
+            return await task_rows.queue_position(conn, task)
+
     async def cancel(self, principal: Principal, task_id: str) -> Task:
         """Cancel at once when pending; flag for the worker when processing; 409 when done."""
         task = await self.get(principal, task_id)
@@ -203,6 +316,7 @@ class TaskService:
                 flagged = await task_rows.request_cancel(conn, task.id, now=self.clock())
             if flagged:
                 log.info("task %s: cancel requested while processing", task.id)
+                self.changed(task.id)
                 if (stop := self.running.get(task.id)) is not None:
                     stop.set()
             return await self.get(principal, task_id)
@@ -243,14 +357,16 @@ class TaskService:
                 now=self.clock(),
                 lease_seconds=self.lease_seconds,
                 engines=engines,
+                max_run_seconds=self._max_run_seconds,
             )
         if task is not None:
             log.info("task %s claimed by %s (attempt %d)", task.id, worker, task.attempt)
+            self.changed(task.id)
         return task
 
     async def heartbeat(self, task: Task, progress: int | None = None) -> Heartbeat:
         async with self.db.write() as conn:
-            return await task_rows.heartbeat(
+            beat = await task_rows.heartbeat(
                 conn,
                 task.id,
                 task.attempt,
@@ -258,6 +374,9 @@ class TaskService:
                 lease_seconds=self.lease_seconds,
                 progress=progress,
             )
+        if progress is not None:
+            self.changed(task.id)
+        return beat
 
     async def complete(self, task: Task, output: Path) -> Task | None:
         """Store the video and finish the task; None when this attempt no longer holds it.
@@ -278,13 +397,28 @@ class TaskService:
         error = TaskError(code, message)
         return await self._finish(task, TaskStatus.FAILED, attempt=task.attempt, error=error)
 
-    async def release(self, task: Task) -> bool:
+    async def hand_back(self, task: Task) -> bool:
+        """Return a held task to the queue without using up an attempt (graceful shutdown)."""
         async with self.db.write() as conn:
-            return await task_rows.release_task(conn, task.id, task.attempt, now=self.clock())
+            handed = await task_rows.release_task(
+                conn, task.id, task.attempt, now=self.clock(), counts=False
+            )
+        if handed:
+            log.info("task %s handed back to the queue", task.id)
+        return handed
+
+    async def retry_or_fail(self, task: Task, reason: str) -> None:
+        """An attempt ended without an answer (the engine crashed): again after a short
+        backoff, or, at the model's attempt limit, failed with its credits released."""
+        now = self.clock()
+        async with self.db.write() as conn:
+            await self._retry_or_fail_in(conn, task, reason, now, only_expired=False)
+        self.wakeup.notify()
 
     async def reap(self) -> list[str]:
-        """Tasks whose worker stopped renewing its lease: back to the queue, or, when their
-        owner asked to cancel them, cancelled with their credits released."""
+        """Tasks whose worker stopped renewing its lease go back to the queue (or fail at the
+        attempt limit, or end cancelled when their owner asked); then deadlines are enforced.
+        Returns the ids put back in the queue."""
         now = self.clock()
         requeued: list[str] = []
         async with self.db.write() as conn:
@@ -295,14 +429,92 @@ class TaskService:
                         conn, task, TaskStatus.FAILED, task.attempt, now, error=error
                     )
                     self.callbacks_due()
-                elif await task_rows.release_task(
-                    conn, task.id, task.attempt, now=now, only_expired=True
+                elif await self._retry_or_fail_in(
+                    conn, task, "its worker stopped renewing the lease", now, only_expired=True
                 ):
                     requeued.append(task.id)
-                    log.warning("task %s: its worker's lease expired; back in the queue", task.id)
+            for task in await task_rows.overdue(conn, now=now):
+                await self._expire_in(conn, task, now)
         if requeued:
             self.wakeup.notify()
         return requeued
+
+    async def purge_expired(self, retention_seconds: float, *, batch: int = 100) -> int:
+        """Delete the files of tasks finished longer ago than retention; they then answer 404.
+
+        Works in small batches, each its own short transaction, so no sweep holds a long lock.
+        """
+        purged = 0
+        while True:
+            now = self.clock()
+            async with self.db.read() as conn:
+                old = await task_rows.past_retention(
+                    conn, before=now - retention_seconds, limit=batch
+                )
+            if not old:
+                return purged
+            for task in old:
+                for key in (*task.image_keys, *([task.result_key] if task.result_key else [])):
+                    await asyncio.to_thread(self.files.delete_prefix, key)
+                await asyncio.to_thread(self.files.delete_prefix, f"inputs/{task.id}")
+            async with self.db.write() as conn:
+                await task_rows.mark_purged(conn, [task.id for task in old], now=now)
+            purged += len(old)
+            log.info("retention: purged %d finished task(s)", len(old))
+
+    async def _retry_or_fail_in(
+        self, conn: AsyncConnection, task: Task, reason: str, now: float, *, only_expired: bool
+    ) -> bool:
+        """True when the task went back to the queue, False when it failed (or was not held)."""
+        limit = self._max_attempts(task.model)
+        if task.retries + 1 >= limit:
+            log.warning(
+                "task %s: %s, attempt %d of %d; failing", task.id, reason, task.retries + 1, limit
+            )
+            error = TaskError(
+                "service_error", f"The task could not be run: {reason}, {limit} times."
+            )
+            await self._finish_in(conn, task, TaskStatus.FAILED, task.attempt, now, error=error)
+            self.callbacks_due()
+            return False
+        backoff = min(60.0, float(2**task.retries))
+        released = await task_rows.release_task(
+            conn,
+            task.id,
+            task.attempt,
+            now=now,
+            only_expired=only_expired,
+            available_at=now + backoff,
+        )
+        if released:
+            log.warning("task %s: %s; back in the queue in %.0f s", task.id, reason, backoff)
+        return released
+
+    async def _expire_in(self, conn: AsyncConnection, task: Task, now: float) -> None:
+        """Fail a task past a deadline: the client's (cancelled) or its model's run limit."""
+        if task.deadline_at is not None and task.deadline_at < now:
+            error = TaskError(
+                "request_cancelled", "The task was cancelled: its Cancel-After deadline passed."
+            )
+        else:
+            limit = self._max_run_seconds(task.model)
+            error = TaskError(
+                "generation_timeout", f"The video was not ready within {limit:.0f} seconds."
+            )
+        attempt = task.attempt if task.status is TaskStatus.PROCESSING else None
+        if await self._finish_in(conn, task, TaskStatus.FAILED, attempt, now, error=error):
+            log.warning("task %s: %s", task.id, error.message)
+            if (stop := self.running.get(task.id)) is not None:
+                stop.set()
+            self.callbacks_due()
+
+    def _max_run_seconds(self, model: str) -> float:
+        spec = self.registry.models.get(model)
+        return float(spec.max_run_seconds if spec else 900)
+
+    def _max_attempts(self, model: str) -> int:
+        spec = self.registry.models.get(model)
+        return spec.max_attempts if spec else 3
 
     async def _finish(
         self,
@@ -321,6 +533,7 @@ class TaskService:
             log.warning("task %s: attempt %s no longer holds it; result dropped", task.id, attempt)
         else:
             log.info("task %s %s", task.id, status.value)
+            self.changed(task.id)
             if done.callback_url is not None:
                 self.callbacks_due()
         return done

@@ -1,0 +1,128 @@
+"""SQL for Idempotency-Key records: claim a key, finish it with the answer, forget it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vidgate.store.tables import idempotency_keys
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    fingerprint: str
+    status: str
+    response_status: int | None
+    response_body: str | None
+    locked_until: float | None
+
+
+async def find(conn: AsyncConnection, account_id: str, key: str, *, now: float) -> KeyRecord | None:
+    row = (
+        await conn.execute(
+            select(idempotency_keys).where(
+                idempotency_keys.c.account_id == account_id,
+                idempotency_keys.c.key == key,
+                idempotency_keys.c.expires_at > now,
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    m = row._mapping
+    return KeyRecord(
+        m["fingerprint"], m["status"], m["response_status"], m["response_body"], m["locked_until"]
+    )
+
+
+async def claim(
+    conn: AsyncConnection,
+    account_id: str,
+    key: str,
+    fingerprint: str,
+    *,
+    now: float,
+    lock_seconds: float,
+    ttl_seconds: float,
+) -> bool:
+    """Take the key for a new request: insert it, or take over one that expired or whose
+    holder stopped (its lock ran out: the first request crashed before it answered)."""
+    values = {
+        "fingerprint": fingerprint,
+        "status": "in_progress",
+        "response_status": None,
+        "response_body": None,
+        "task_id": None,
+        "locked_until": now + lock_seconds,
+        "created_at": now,
+        "expires_at": now + ttl_seconds,
+    }
+    taken = await conn.execute(
+        update(idempotency_keys)
+        .where(
+            idempotency_keys.c.account_id == account_id,
+            idempotency_keys.c.key == key,
+            or_(
+                idempotency_keys.c.expires_at <= now,
+                and_(
+                    idempotency_keys.c.status == "in_progress",
+                    idempotency_keys.c.locked_until < now,
+                    idempotency_keys.c.fingerprint == fingerprint,
+                ),
+            ),
+        )
+        .values(**values)
+    )
+    if taken.rowcount:
+        return True
+    try:
+        async with conn.begin_nested():
+            await conn.execute(
+                insert(idempotency_keys).values(account_id=account_id, key=key, **values)
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+async def complete(
+    conn: AsyncConnection,
+    account_id: str,
+    key: str,
+    *,
+    status: int,
+    body: str,
+    task_id: str | None,
+) -> None:
+    await conn.execute(
+        update(idempotency_keys)
+        .where(idempotency_keys.c.account_id == account_id, idempotency_keys.c.key == key)
+        .values(
+            status="done",
+            response_status=status,
+            response_body=body,
+            task_id=task_id,
+            locked_until=None,
+        )
+    )
+
+
+async def release(conn: AsyncConnection, account_id: str, key: str) -> None:
+    """Forget an in-progress key whose request failed, so a retry runs afresh."""
+    await conn.execute(
+        delete(idempotency_keys).where(
+            idempotency_keys.c.account_id == account_id,
+            idempotency_keys.c.key == key,
+            idempotency_keys.c.status == "in_progress",
+        )
+    )
+
+
+async def delete_expired(conn: AsyncConnection, *, now: float) -> int:
+    result = await conn.execute(
+        delete(idempotency_keys).where(idempotency_keys.c.expires_at <= now)
+    )
+    return int(result.rowcount or 0)
