@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from rich.table import Table
 
 from vidgate.app import create_app
 from vidgate.errors import VidgateError
+from vidgate.queue.runner import BackgroundRunner
 from vidgate.services import Services, bootstrap, open_services
 from vidgate.settings import Settings
 from vidgate.store.account_rows import Account, GroupLimits, KeyRecord
@@ -87,6 +89,39 @@ async def _serve(settings: Settings) -> None:
         )
         log.info("vidgate listening on %s", settings.base_url)
         await uvicorn.Server(config).serve()
+    finally:
+        await services.close()
+
+
+@app.command()
+def worker(
+    count: Annotated[
+        int | None, typer.Option("--count", help="Workers in this process [VIDGATE_WORKERS].")
+    ] = None,
+) -> None:
+    """Run workers (with the lease reaper and the callback dispatcher) on the database, no API.
+
+    SIGTERM or Ctrl-C stops claiming, gives running tasks VIDGATE_SHUTDOWN_GRACE_SECONDS to
+    finish, then hands the rest back to the queue.
+    """
+    settings = Settings()
+    _configure_logging(settings)
+    asyncio.run(_work(settings, count if count is not None else max(1, settings.workers)))
+
+
+async def _work(settings: Settings, count: int) -> None:
+    services = await open_services(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    runner = BackgroundRunner(services, workers=count)
+    try:
+        await runner.start()
+        log.info("vidgate worker: %d worker(s) on %s", count, settings.resolved_database_url)
+        await stop.wait()
+        log.info("vidgate worker: stopping")
+        await runner.shutdown()
     finally:
         await services.close()
 
