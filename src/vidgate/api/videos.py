@@ -9,7 +9,6 @@ from fastapi.responses import Response
 
 from vidgate.api.deps import PrincipalDep, ServicesDep
 from vidgate.api.schemas import CreateVideoRequest, TaskObject
-from vidgate.api.tasks import task_response
 from vidgate.errors import InvalidRequest
 from vidgate.tasks.idempotency import Replay
 from vidgate.tasks.service import VideoRequest
@@ -83,9 +82,9 @@ async def create_video(
             )
         claim = outcome
     try:
-        task = await services.tasks.create(principal, request, idempotency=claim)
+        _, answer = await services.tasks.create_answered(principal, request, idempotency=claim)
     except BaseException:
         if claim is not None:
             await services.idempotency.abandon(claim)
         raise
-    return await task_response(services, task)
+    return Response(answer, media_type="application/json")

@@ -141,6 +141,13 @@ class TaskService:
     async def create(
         self, principal: Principal, request: VideoRequest, *, idempotency: Claim | None = None
     ) -> Task:
+        return (await self.create_answered(principal, request, idempotency=idempotency))[0]
+
+    async def create_answered(
+        self, principal: Principal, request: VideoRequest, *, idempotency: Claim | None = None
+    ) -> tuple[Task, bytes]:
+        """Create the task; also the exact answer, made (and, with a key, stored) in the
+        transaction that creates it, so a replay is byte for byte the first answer."""
         spec = self.registry.resolve(request.model)
         prompt = validation.check_prompt(request.prompt, spec)
         aspect = validation.check_aspect(request.aspect_ratio, spec)
@@ -206,6 +213,8 @@ class TaskService:
                         "wait for some to finish.",
                         headers={"Retry-After": "10"},
                     )
+                position = await task_rows.queue_position(conn, task)
+                answer = self.presenter.json(task, queue_position=position)
                 if idempotency is not None:
                     # The answer commits with the task: a retry after a crash gets it back.
                     await idempotency_rows.complete(
@@ -213,7 +222,7 @@ class TaskService:
                         idempotency.account_id,
                         idempotency.key,
                         status=200,
-                        body=self.presenter.json(task).decode(),
+                        body=answer.decode(),
                         task_id=task.id,
                     )
         except BaseException:
@@ -221,7 +230,7 @@ class TaskService:
             raise
         log.info("task %s created: model %s on engine %s", task_id, spec.name, spec.engine)
         self.wakeup.notify()
-        return task
+        return task, answer
 
     async def get(self, principal: Principal, task_id: str) -> Task:
         if not is_task_id_shaped(task_id):
