@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vidgate.errors import (
@@ -21,6 +22,64 @@ from vidgate.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    type: str
+    param: str | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error vidgate answers, whatever the status (SPEC.md §5)."""
+
+    error: ErrorBody
+
+
+# Documented on every route: what the envelope looks like and when each status comes.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope, "description": description}
+    for status, description in {
+        400: "A rule was broken (`param` names the field), or malformed JSON",
+        401: "No valid API key",
+        402: "Not enough credits",
+        403: "Not allowed (an admin route, or a bad download link)",
+        404: "No such task, model, account or path",
+        405: "Wrong method for this path",
+        409: "Conflicts with the current state (finished task, key in use)",
+        413: "A file or body too large",
+        422: "An Idempotency-Key reused with a different body",
+        429: "Rate or unfinished-task limit reached (`Retry-After`)",
+        500: "The server failed",
+        503: "Temporarily unavailable (`Retry-After`)",
+    }.items()
+}
+
+
+def drop_framework_422(schema: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI documents its own 422 validation body; vidgate never sends it (400 instead)."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            response = operation.get("responses", {}).get("422")
+            ref = (
+                str(response.get("content", {}).get("application/json", {}).get("schema", {}))
+                if response
+                else ""
+            )
+            if "HTTPValidationError" in ref:
+                operation["responses"]["422"] = {
+                    "description": ERROR_RESPONSES[422]["description"],
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/ErrorEnvelope"}
+                        }
+                    },
+                }
+    components = schema.get("components", {}).get("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    return schema
 
 
 def error_response(error: VidgateError) -> JSONResponse:

@@ -15,7 +15,7 @@ router = APIRouter(tags=["files"])
 MEDIA_TYPES = {"mp4": "video/mp4", "png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
 
 
-@router.get("/files/{key:path}", response_class=FileResponse)
+@router.get("/files/{key:path}", response_class=FileResponse, openapi_extra={"security": []})
 async def download(
     key: str,
     services: ServicesDep,

@@ -11,12 +11,12 @@ from vidgate.errors import ServiceUnavailable
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", openapi_extra={"security": []})
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", openapi_extra={"security": []})
 async def readyz(services: ServicesDep) -> dict[str, str]:
     try:
         async with services.db.read() as conn:
