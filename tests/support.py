@@ -5,14 +5,16 @@ from __future__ import annotations
 import io
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -164,3 +166,177 @@ def free_port() -> int:
 
 def iter_lines(data: bytes) -> Iterator[str]:
     yield from data.decode(errors="replace").splitlines()
+
+
+@dataclass(frozen=True)
+class HookReply:
+    """One scripted answer of a HookReceiver: a status, after holding the request ``hold`` s."""
+
+    status: int = 200
+    hold: float = 0.0
+    location: str | None = None
+
+
+@dataclass
+class Hook:
+    """A request a HookReceiver got: when (time.monotonic), what, and when it finished answering."""
+
+    received: float
+    headers: dict[str, str]
+    body: bytes
+    answered: float | None = None
+
+
+class HookReceiver(ThreadingHTTPServer):
+    """A real HTTPS callback receiver on 127.0.0.1 that answers a scripted sequence of replies
+    (the last one repeats) and records every request.
+
+    ``on_hook`` runs in the request's thread before the reply is sent; ``release`` cuts every
+    hold short (set it to end a test without waiting on a hanging reply).
+    """
+
+    daemon_threads = True
+
+    def __init__(self, tls: ssl.SSLContext) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                hook = Hook(
+                    time.monotonic(),
+                    {name.lower(): value for name, value in self.headers.items()},
+                    self.rfile.read(length),
+                )
+                with receiver.lock:
+                    receiver.hooks.append(hook)
+                    script = receiver.script
+                    reply = script[min(len(receiver.hooks), len(script)) - 1]
+                if receiver.on_hook is not None:
+                    receiver.on_hook(hook)
+                if reply.hold:
+                    receiver.release.wait(reply.hold)
+                self.send_response(reply.status)
+                if reply.location:
+                    self.send_header("Location", reply.location)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+                hook.answered = time.monotonic()
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.tls = tls
+        self.lock = threading.Lock()
+        self.script: list[HookReply] = [HookReply(200)]
+        self.hooks: list[Hook] = []
+        self.on_hook: Callable[[Hook], None] | None = None
+        self.release = threading.Event()
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def answer(self, *replies: int | HookReply) -> None:
+        with self.lock:
+            self.script = [r if isinstance(r, HookReply) else HookReply(r) for r in replies]
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # The TLS handshake runs in the connection's own thread, not in the accept loop.
+        try:
+            wrapped = self.tls.wrap_socket(request, server_side=True)
+        except OSError:
+            return
+        try:
+            super().finish_request(wrapped, client_address)
+        finally:
+            wrapped.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up on a held reply (a timeout) is what some tests are about
+
+    def __enter__(self) -> HookReceiver:
+        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.shutdown()
+        self.server_close()
+
+
+class WorkerProcess:
+    """``python -m vidgate worker`` (workers, reaper, dispatcher; no API) on a data dir; its
+    output goes to a log file of its own. Fault tests stop it, kill it or freeze it."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        self.log_path = data_dir.parent / f"worker-{time.monotonic_ns()}.log"
+        self.env = {**os.environ, "VIDGATE_DATA_DIR": str(data_dir), **env}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "the worker was never started"
+        return self.process.pid
+
+    @property
+    def name(self) -> str:
+        """The name its (single) worker claims tasks under: ``<host>-<pid>-0``."""
+        return f"{socket.gethostname()}-{self.pid}-0"
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start it and return once its workers run (it logs ``vidgate worker: ...``)."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "vidgate", "worker"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "vidgate worker:" in self.log():
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"vidgate worker exited early:\n{self.log()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"vidgate worker did not start:\n{self.log()}")
+
+    def send(self, signum: int) -> None:
+        assert self.process is not None, "the worker was never started"
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float) -> int | None:
+        """Its exit code once it exits by itself; None if it still runs after ``timeout``."""
+        assert self.process is not None, "the worker was never started"
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL (also ends a SIGSTOPped process) and reap it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self, timeout: float = 60.0) -> int | None:
+        """SIGTERM and wait for it to exit (killed past ``timeout``); its exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, or_, select, update
+from sqlalchemy import Row, and_, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.store.tables import accounts, callback_attempts, callbacks
@@ -112,10 +112,13 @@ async def claim_due(
 
 
 async def next_due_at(conn: AsyncConnection) -> float | None:
+    """When the next pending callback may be claimed: a leased one not before its lease ends."""
+    lease_until = func.coalesce(callbacks.c.lease_until, 0.0)
+    claimable = case(
+        (lease_until > callbacks.c.next_attempt_at, lease_until), else_=callbacks.c.next_attempt_at
+    )
     value = (
-        await conn.execute(
-            select(func.min(callbacks.c.next_attempt_at)).where(callbacks.c.status == "pending")
-        )
+        await conn.execute(select(func.min(claimable)).where(callbacks.c.status == "pending"))
     ).scalar()
     return float(value) if value is not None else None
 

@@ -422,6 +422,8 @@ class TaskService:
         now = self.clock()
         async with self.db.write() as conn:
             await self._retry_or_fail_in(conn, task, reason, now, only_expired=False)
+        self.changed(task.id)
+        self.callbacks_due()
         self.wakeup.notify()
 
     async def reap(self) -> list[str]:
@@ -431,19 +433,25 @@ class TaskService:
         now = self.clock()
         requeued: list[str] = []
         async with self.db.write() as conn:
-            for task in await task_rows.expired_leases(conn, now=now):
+            lapsed = await task_rows.expired_leases(conn, now=now)
+            for task in lapsed:
                 if task.cancel_requested:
                     error = TaskError("request_cancelled", CANCELLED_MESSAGE)
                     await self._finish_in(
                         conn, task, TaskStatus.FAILED, task.attempt, now, error=error
                     )
-                    self.callbacks_due()
                 elif await self._retry_or_fail_in(
                     conn, task, "its worker stopped renewing the lease", now, only_expired=True
                 ):
                     requeued.append(task.id)
-            for task in await task_rows.overdue(conn, now=now):
+            overdue = await task_rows.overdue(conn, now=now)
+            for task in overdue:
                 await self._expire_in(conn, task, now)
+        # After the commit: a callback the sweep enqueued is there when the dispatcher looks.
+        for task in (*lapsed, *overdue):
+            self.changed(task.id)
+        if lapsed or overdue:
+            self.callbacks_due()
         if requeued:
             self.wakeup.notify()
         return requeued
@@ -484,7 +492,6 @@ class TaskService:
                 "service_error", f"The task could not be run: {reason}, {limit} times."
             )
             await self._finish_in(conn, task, TaskStatus.FAILED, task.attempt, now, error=error)
-            self.callbacks_due()
             return False
         backoff = min(60.0, float(2**task.retries))
         released = await task_rows.release_task(
@@ -515,7 +522,6 @@ class TaskService:
             log.warning("task %s: %s", task.id, error.message)
             if (stop := self.running.get(task.id)) is not None:
                 stop.set()
-            self.callbacks_due()
 
     def _max_run_seconds(self, model: str) -> float:
         spec = self.registry.models.get(model)

@@ -60,13 +60,14 @@ class CallbackDispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         try:
             while not stop.is_set():
+                # Cleared before looking, so a notify during this round is not lost.
+                self._wake.clear()
                 try:
                     await self._dispatch_due()
                     wait = await self._until_next_due()
                 except Exception:
                     log.exception("callback dispatcher: a round failed; retrying")
                     wait = self.poll_interval
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
         finally:
