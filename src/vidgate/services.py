@@ -16,6 +16,8 @@ from vidgate.engines.registry import DEFAULT_MODELS, ModelRegistry
 from vidgate.media.egress import EgressPolicy, Resolver
 from vidgate.media.files import LocalFileStore
 from vidgate.media.signing import UrlSigner
+from vidgate.queue.reaper import Reaper
+from vidgate.queue.runs import TaskRuns
 from vidgate.settings import Settings
 from vidgate.store.database import Database
 from vidgate.tasks.idempotency import IdempotencyService
@@ -35,6 +37,8 @@ class Services:
     accounts: AccountService
     ledger: LedgerService
     tasks: TaskService
+    runs: TaskRuns
+    reaper: Reaper
     registry: ModelRegistry
     engines: Mapping[str, Engine]
     files: LocalFileStore
@@ -85,7 +89,6 @@ async def open_services(
         files,
         egress,
         presenter,
-        lease_seconds=settings.lease_seconds,
         max_active_tasks=settings.max_active_tasks,
     )
     webhook_secrets = WebhookSecrets(
@@ -95,12 +98,15 @@ async def open_services(
         db, egress, webhook_secrets, concurrency=settings.callback_concurrency
     )
     tasks.callbacks_due = dispatcher.notify
+    runs = TaskRuns(tasks, lease_seconds=settings.lease_seconds)
     return Services(
         settings=settings,
         db=db,
         accounts=accounts,
         ledger=LedgerService(db),
         tasks=tasks,
+        runs=runs,
+        reaper=Reaper(tasks, runs),
         registry=registry,
         engines=engines,
         files=files,

@@ -106,10 +106,10 @@ class Stack:
         body = {**SEED_REQUEST, **({"callback_url": callback_url} if callback_url else {})}
         created = await self.api.post("/v1/videos/generations", json=body)
         assert created.status_code == 200, created.text
-        task = await self.services.tasks.claim("test-worker")
+        task = await self.services.runs.claim("test-worker")
         assert task is not None
         assert task.id == created.json()["id"]
-        assert await self.services.tasks.fail(task, "service_error", "The engine broke.")
+        assert await self.services.runs.fail(task, "service_error", "The engine broke.")
         return task.id
 
     async def delivery(self, task_id: str) -> dict[str, Any]:

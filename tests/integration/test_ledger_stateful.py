@@ -92,7 +92,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule()
     def claim(self) -> None:
-        task = self.run(self.services.tasks.claim("worker"))
+        task = self.run(self.services.runs.claim("worker"))
         if task is not None:
             self.processing[task.id] = task
 
@@ -103,9 +103,9 @@ class LedgerMachine(RuleBasedStateMachine):
         if succeed:
             output = self.root / f"{task.id}.mp4"
             output.write_bytes(b"video")
-            done = self.run(self.services.tasks.complete(task, output))
+            done = self.run(self.services.runs.complete(task, output))
         else:
-            done = self.run(self.services.tasks.fail(task, "generation_failed_no_content", "x"))
+            done = self.run(self.services.runs.fail(task, "generation_failed_no_content", "x"))
         assert done is not None
         del self.processing[task.id]
         if succeed and task.id in self.cancel_requested:
@@ -142,7 +142,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def lease_expires_and_a_late_worker_is_fenced(self, pick: int) -> None:
         task = sorted(self.processing.values(), key=lambda t: t.id)[pick % len(self.processing)]
         self.clock_offset += 3600
-        requeued = self.run(self.services.tasks.reap())
+        requeued = self.run(self.services.reaper.reap())
         for held in list(self.processing):
             if held in self.cancel_requested:
                 # Its owner asked to cancel it: the reaper ends it, releasing the credits.
@@ -154,8 +154,8 @@ class LedgerMachine(RuleBasedStateMachine):
             del self.processing[held]
         output = self.root / "late.mp4"
         output.write_bytes(b"late")
-        assert self.run(self.services.tasks.complete(task, output)) is None
-        assert self.run(self.services.tasks.fail(task, "service_error", "late")) is None
+        assert self.run(self.services.runs.complete(task, output)) is None
+        assert self.run(self.services.runs.fail(task, "service_error", "late")) is None
 
     @invariant()
     def books_balance(self) -> None:

@@ -42,7 +42,7 @@ class FakeClock:
 
 def worker_with(services: Services, engine: object) -> Worker:
     return Worker(
-        services.tasks,
+        services.runs,
         {"preview": engine},  # type: ignore[dict-item]
         services.files,
         name="test-worker",
@@ -66,13 +66,13 @@ async def test_an_engine_that_always_crashes_fails_after_the_attempt_limit(
     engine = CrashingEngine()
     worker = worker_with(services, engine)
     for attempt in (1, 2, 3):
-        task = await services.tasks.claim("w")
+        task = await services.runs.claim("w")
         assert task is not None, f"attempt {attempt} found nothing to claim"
         assert task.attempt == attempt
         await worker.run_task(task)
         clock.now += 120  # past any backoff
     assert engine.calls == 3
-    assert await services.tasks.claim("w") is None
+    assert await services.runs.claim("w") is None
     failed = (await client.get(f"/v1/tasks/{created['id']}")).json()
     assert failed["status"] == "failed"
     assert failed["error"]["code"] == "service_error"
@@ -86,12 +86,12 @@ async def test_a_crash_waits_a_backoff_before_the_next_attempt(
     clock = FakeClock()
     services.tasks.clock = clock
     await client.post("/v1/videos/generations", json=SEED_REQUEST)
-    task = await services.tasks.claim("w")
+    task = await services.runs.claim("w")
     assert task is not None
     await worker_with(services, CrashingEngine()).run_task(task)
-    assert await services.tasks.claim("w") is None
+    assert await services.runs.claim("w") is None
     clock.now += 1.5
-    again = await services.tasks.claim("w")
+    again = await services.runs.claim("w")
     assert again is not None
     assert again.attempt == 2
     assert again.retries == 1
@@ -104,12 +104,12 @@ async def test_cancel_racing_completion_settles_exactly_once(
     outcomes = set()
     for round_ in range(15):
         created = (await client.post("/v1/videos/generations", json=SEED_REQUEST)).json()
-        task = await services.tasks.claim("w")
+        task = await services.runs.claim("w")
         assert task is not None
         output = services.settings.data_dir / f"race-{round_}.mp4"
         output.write_bytes(b"not really a video")
         cancel = client.post(f"/v1/tasks/{task.id}/cancel")
-        complete = services.tasks.complete(task, output)
+        complete = services.runs.complete(task, output)
         responses = await asyncio.gather(cancel, complete, return_exceptions=True)
         assert not any(isinstance(r, BaseException) for r in responses), responses
         final = await services.tasks.get(admin, created["id"])
@@ -129,21 +129,21 @@ async def test_a_model_run_limit_fails_the_task_with_generation_timeout(
     clock = FakeClock()
     services.tasks.clock = clock
     created = (await client.post("/v1/videos/generations", json=SEED_REQUEST)).json()
-    task = await services.tasks.claim("w")
+    task = await services.runs.claim("w")
     assert task is not None
     assert task.run_deadline_at == pytest.approx(clock.now + 300)  # the preview model's limit
     clock.now += 200
-    await services.tasks.heartbeat(task, 50)  # alive, but slow
-    await services.tasks.reap()
+    await services.runs.heartbeat(task, 50)  # alive, but slow
+    await services.reaper.reap()
     assert (await client.get(f"/v1/tasks/{created['id']}")).json()["status"] == "processing"
     clock.now += 101
-    await services.tasks.heartbeat(task, 60)
-    await services.tasks.reap()
+    await services.runs.heartbeat(task, 60)
+    await services.reaper.reap()
     failed = (await client.get(f"/v1/tasks/{created['id']}")).json()
     assert failed["status"] == "failed"
     assert failed["error"]["code"] == "generation_timeout"
     assert await balance(services) == start
-    assert (await services.tasks.heartbeat(task, 70)).held is False  # the worker learns it lost
+    assert (await services.runs.heartbeat(task, 70)).held is False  # the worker learns it lost
 
 
 async def test_cancel_after_cancels_an_unfinished_task(
@@ -157,10 +157,10 @@ async def test_cancel_after_cancels_an_unfinished_task(
     assert created.status_code == 200
     task_id = created.json()["id"]
     clock.now += 29
-    await services.tasks.reap()
+    await services.reaper.reap()
     assert (await client.get(f"/v1/tasks/{task_id}")).json()["status"] == "pending"
     clock.now += 2
-    await services.tasks.reap()
+    await services.reaper.reap()
     body = (await client.get(f"/v1/tasks/{task_id}")).json()
     assert body["status"] == "failed"
     assert body["error"]["code"] == "request_cancelled"
@@ -273,7 +273,7 @@ async def test_wait_returns_when_the_task_changes(
     waiting = asyncio.create_task(client.get(f"/v1/tasks/{created['id']}", params={"wait": 20}))
     await asyncio.sleep(0.3)
     assert not waiting.done()  # held while nothing changes
-    await services.tasks.claim("w")
+    await services.runs.claim("w")
     answer = await asyncio.wait_for(waiting, 10)
     assert answer.json()["status"] == "processing"
     assert loop.time() - began < 20  # woken by the change, not by the time limit
@@ -288,20 +288,20 @@ async def test_retention_purges_files_and_hides_old_tasks(
     clock = FakeClock()
     services.tasks.clock = clock
     created = (await client.post("/v1/videos/generations", json=SEED_REQUEST)).json()
-    task = await services.tasks.claim("w")
+    task = await services.runs.claim("w")
     assert task is not None
     output = services.settings.data_dir / "old.mp4"
     output.write_bytes(b"an old video")
-    done = await services.tasks.complete(task, output)
+    done = await services.runs.complete(task, output)
     assert done is not None
     assert done.result_key is not None
     stored = services.files.path(done.result_key)
     assert stored is not None
     clock.now += 6 * 86400
-    assert await services.tasks.purge_expired(7 * 86400) == 0
+    assert await services.reaper.purge_expired(7 * 86400) == 0
     assert (await client.get(f"/v1/tasks/{created['id']}")).status_code == 200
     clock.now += 2 * 86400
-    assert await services.tasks.purge_expired(7 * 86400) == 1
+    assert await services.reaper.purge_expired(7 * 86400) == 1
     assert not stored.exists()
     gone = await client.get(f"/v1/tasks/{created['id']}")
     assert gone.status_code == 404

@@ -20,7 +20,7 @@ SEED_REQUEST = {"model": "veo3.1-fast", "prompt": "A cat playing piano"}
 
 def make_worker(services: Services, engines: dict | None = None) -> Worker:
     return Worker(
-        services.tasks,
+        services.runs,
         engines or services.engines,
         services.files,
         name="test-worker",
@@ -39,7 +39,7 @@ async def test_a_claimed_task_renders_completes_and_downloads(
 ) -> None:
     start = await admin_balance(services)
     created = (await client.post("/v1/videos/generations", json=SEED_REQUEST)).json()
-    task = await services.tasks.claim("test-worker")
+    task = await services.runs.claim("test-worker")
     assert task is not None
     assert task.id == created["id"]
     assert task.attempt == 1
@@ -88,7 +88,7 @@ async def test_an_engine_failure_fails_the_task_and_releases_credits(
     start = await admin_balance(services)
     created = (await client.post("/v1/videos/generations", json=SEED_REQUEST)).json()
     assert await admin_balance(services) == start - 2570
-    task = await services.tasks.claim("test-worker")
+    task = await services.runs.claim("test-worker")
     assert task is not None
     await make_worker(services, {"preview": FailingEngine()}).run_task(task)
     failed = (await client.get(f"/v1/tasks/{created['id']}")).json()
@@ -106,18 +106,18 @@ async def test_a_stale_attempt_cannot_finish_a_task(
     client: httpx.AsyncClient, services: Services
 ) -> None:
     await client.post("/v1/videos/generations", json=SEED_REQUEST)
-    first = await services.tasks.claim("w1")
+    first = await services.runs.claim("w1")
     assert first is not None
     services.tasks.clock = lambda: time.time() + 3600  # the lease has long expired
-    assert await services.tasks.reap() == [first.id]
-    assert await services.tasks.claim("w2") is None  # a short backoff before it runs again
+    assert await services.reaper.reap() == [first.id]
+    assert await services.runs.claim("w2") is None  # a short backoff before it runs again
     services.tasks.clock = lambda: time.time() + 3700
-    second = await services.tasks.claim("w2")
+    second = await services.runs.claim("w2")
     assert second is not None
     assert second.attempt == first.attempt + 1
-    assert await services.tasks.fail(first, "service_error", "late") is None
-    assert (await services.tasks.heartbeat(first, 50)).held is False
-    assert await services.tasks.fail(second, "service_error", "on time") is not None
+    assert await services.runs.fail(first, "service_error", "late") is None
+    assert (await services.runs.heartbeat(first, 50)).held is False
+    assert await services.runs.fail(second, "service_error", "on time") is not None
 
 
 async def test_tampered_and_expired_links_are_403(

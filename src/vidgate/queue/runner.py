@@ -31,7 +31,7 @@ class BackgroundRunner:
         prefix = f"{socket.gethostname()}-{os.getpid()}"
         self.workers = [
             Worker(
-                services.tasks,
+                services.runs,
                 services.engines,
                 services.files,
                 name=f"{prefix}-{index}",
@@ -84,10 +84,10 @@ class BackgroundRunner:
         loop = asyncio.get_running_loop()
         while not self.stop.is_set():
             try:
-                await self.services.tasks.reap()
+                await self.services.reaper.reap()
                 if loop.time() - swept >= RETENTION_INTERVAL:
                     swept = loop.time()
-                    await self.services.tasks.purge_expired(retention)
+                    await self.services.reaper.purge_expired(retention)
                     await self.services.idempotency.forget_expired()
             except Exception:
                 log.exception("lease reaper failed; retrying")

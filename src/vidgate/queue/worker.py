@@ -18,8 +18,9 @@ from vidgate.engines.base import (
     GenerationRequest,
 )
 from vidgate.media.files import FileStore
+from vidgate.queue.runs import TaskRuns
 from vidgate.tasks.model import Task, next_progress
-from vidgate.tasks.service import CANCELLED_MESSAGE, TaskService
+from vidgate.tasks.service import CANCELLED_MESSAGE
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class Worker:
 
     def __init__(
         self,
-        service: TaskService,
+        runs: TaskRuns,
         engines: Mapping[str, Engine],
         files: FileStore,
         *,
@@ -54,7 +55,8 @@ class Worker:
         scratch: Path,
         poll_interval: float = 0.5,
     ) -> None:
-        self.service = service
+        self.runs = runs
+        self.service = runs.tasks
         self.engines = engines
         self.files = files
         self.name = name
@@ -66,7 +68,7 @@ class Worker:
         log.info("worker %s started (engines: %s)", self.name, ", ".join(self.engines))
         while not stop.is_set():
             try:
-                task = await self.service.claim(self.name, engines=list(self.engines))
+                task = await self.runs.claim(self.name, engines=list(self.engines))
             except Exception:
                 log.exception("worker %s: claim failed; retrying", self.name)
                 task = None
@@ -101,19 +103,17 @@ class Worker:
             except GenerationCancelled:
                 log.info("task %s: engine stopped (%s)", task.id, run.stop_reason or "cancelled")
                 if run.stop_reason == "shutdown":
-                    await self.service.hand_back(task)
+                    await self.runs.hand_back(task)
                 elif run.stop_reason != "lost":
-                    await self.service.fail(task, "request_cancelled", CANCELLED_MESSAGE)
+                    await self.runs.fail(task, "request_cancelled", CANCELLED_MESSAGE)
                 return
             except EngineFailure as failure:
                 log.warning("task %s failed: %s (%s)", task.id, failure.code, failure.detail)
-                await self.service.fail(task, failure.code, failure.message)
+                await self.runs.fail(task, failure.code, failure.message)
                 return
             except Exception as crash:
                 log.exception("task %s: engine crashed", task.id)
-                await self.service.retry_or_fail(
-                    task, f"the engine crashed ({type(crash).__name__})"
-                )
+                await self.runs.retry_or_fail(task, f"the engine crashed ({type(crash).__name__})")
                 return
             finally:
                 self.current = None
@@ -121,7 +121,7 @@ class Worker:
                 reporter.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await reporter
-            await self.service.complete(task, output)
+            await self.runs.complete(task, output)
 
     async def _report(self, run: _Run) -> None:
         """A heartbeat a second: it carries progress, renews the lease, and learns of cancels."""
@@ -130,7 +130,7 @@ class Worker:
             await asyncio.sleep(PROGRESS_INTERVAL)
             progress = next_progress(sent, run.fraction)
             try:
-                beat = await self.service.heartbeat(run.task, progress)
+                beat = await self.runs.heartbeat(run.task, progress)
             except Exception:
                 log.exception("task %s: heartbeat failed; will retry", run.task.id)
                 continue

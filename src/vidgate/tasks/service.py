@@ -9,9 +9,8 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -33,7 +32,6 @@ from vidgate.media.images import ImageInfo, fetch_image
 from vidgate.store import callback_rows, idempotency_rows, ledger_rows, task_rows
 from vidgate.store.account_rows import Principal
 from vidgate.store.database import Database
-from vidgate.store.task_rows import Heartbeat
 from vidgate.tasks import validation
 from vidgate.tasks.idempotency import Claim
 from vidgate.tasks.model import (
@@ -116,7 +114,6 @@ class TaskService:
         egress: EgressPolicy,
         presenter: TaskPresenter,
         *,
-        lease_seconds: float = 60.0,
         max_active_tasks: int = 100,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -127,7 +124,6 @@ class TaskService:
         self.presenter = presenter
         # Called when a finish enqueued a callback; the app points it at the dispatcher.
         self.callbacks_due: Callable[[], None] = lambda: None
-        self.lease_seconds = lease_seconds
         self.max_active_tasks = max_active_tasks
         self.clock = clock
         self.wakeup = Wakeup()
@@ -316,7 +312,7 @@ class TaskService:
         task = await self.get(principal, task_id)
         if task.status is TaskStatus.PENDING:
             error = TaskError("request_cancelled", "The task was cancelled before it started.")
-            done = await self._finish(task, TaskStatus.FAILED, attempt=None, error=error)
+            done = await self.finish(task, TaskStatus.FAILED, attempt=None, error=error)
             if done is not None:
                 return done
             task = await self.get(principal, task_id)  # a worker took it meanwhile
@@ -358,180 +354,15 @@ class TaskService:
 
     # --- the worker's side -----------------------------------------------------------------
 
-    async def claim(self, worker: str, engines: Collection[str] | None = None) -> Task | None:
-        async with self.db.write() as conn:
-            task = await task_rows.claim_task(
-                conn,
-                worker=worker,
-                now=self.clock(),
-                lease_seconds=self.lease_seconds,
-                engines=engines,
-                max_run_seconds=self._max_run_seconds,
-            )
-        if task is not None:
-            log.info("task %s claimed by %s (attempt %d)", task.id, worker, task.attempt)
-            self.changed(task.id)
-        return task
-
-    async def heartbeat(self, task: Task, progress: int | None = None) -> Heartbeat:
-        async with self.db.write() as conn:
-            beat = await task_rows.heartbeat(
-                conn,
-                task.id,
-                task.attempt,
-                now=self.clock(),
-                lease_seconds=self.lease_seconds,
-                progress=progress,
-            )
-        if progress is not None:
-            self.changed(task.id)
-        return beat
-
-    async def complete(self, task: Task, output: Path) -> Task | None:
-        """Store the video and finish the task; None when this attempt no longer holds it.
-
-        A task whose cancel was requested while it rendered ends cancelled, not completed:
-        the owner was told it would stop and is not charged for it.
-        """
-        # One file per attempt: a late attempt never overwrites or deletes the winner's video.
-        key = f"results/{task.id}-{task.attempt}.mp4"
-        await asyncio.to_thread(self.files.put_file, key, output)
-        done = await self._finish(task, TaskStatus.COMPLETED, attempt=task.attempt, result_key=key)
-        if done is None:
-            await asyncio.to_thread(self.files.delete_prefix, key)
-            done = await self.fail(task, "request_cancelled", CANCELLED_MESSAGE)
-        return done
-
-    async def fail(self, task: Task, code: str, message: str) -> Task | None:
-        error = TaskError(code, message)
-        return await self._finish(task, TaskStatus.FAILED, attempt=task.attempt, error=error)
-
-    async def hand_back(self, task: Task) -> bool:
-        """Return a held task to the queue without using up an attempt (graceful shutdown)."""
-        async with self.db.write() as conn:
-            handed = await task_rows.release_task(
-                conn, task.id, task.attempt, now=self.clock(), counts=False
-            )
-        if handed:
-            log.info("task %s handed back to the queue", task.id)
-        return handed
-
-    async def retry_or_fail(self, task: Task, reason: str) -> None:
-        """An attempt ended without an answer (the engine crashed): again after a short
-        backoff, or, at the model's attempt limit, failed with its credits released."""
-        now = self.clock()
-        async with self.db.write() as conn:
-            await self._retry_or_fail_in(conn, task, reason, now, only_expired=False)
-        self.changed(task.id)
-        self.callbacks_due()
-        self.wakeup.notify()
-
-    async def reap(self) -> list[str]:
-        """Tasks whose worker stopped renewing its lease go back to the queue (or fail at the
-        attempt limit, or end cancelled when their owner asked); then deadlines are enforced.
-        Returns the ids put back in the queue."""
-        now = self.clock()
-        requeued: list[str] = []
-        async with self.db.write() as conn:
-            lapsed = await task_rows.expired_leases(conn, now=now)
-            for task in lapsed:
-                if task.cancel_requested:
-                    error = TaskError("request_cancelled", CANCELLED_MESSAGE)
-                    await self._finish_in(
-                        conn, task, TaskStatus.FAILED, task.attempt, now, error=error
-                    )
-                elif await self._retry_or_fail_in(
-                    conn, task, "its worker stopped renewing the lease", now, only_expired=True
-                ):
-                    requeued.append(task.id)
-            overdue = await task_rows.overdue(conn, now=now)
-            for task in overdue:
-                await self._expire_in(conn, task, now)
-        # After the commit: a callback the sweep enqueued is there when the dispatcher looks.
-        for task in (*lapsed, *overdue):
-            self.changed(task.id)
-        if lapsed or overdue:
-            self.callbacks_due()
-        if requeued:
-            self.wakeup.notify()
-        return requeued
-
-    async def purge_expired(self, retention_seconds: float, *, batch: int = 100) -> int:
-        """Delete the files of tasks finished longer ago than retention; they then answer 404.
-
-        Works in small batches, each its own short transaction, so no sweep holds a long lock.
-        """
-        purged = 0
-        while True:
-            now = self.clock()
-            async with self.db.read() as conn:
-                old = await task_rows.past_retention(
-                    conn, before=now - retention_seconds, limit=batch
-                )
-            if not old:
-                return purged
-            for task in old:
-                for key in (*task.image_keys, *([task.result_key] if task.result_key else [])):
-                    await asyncio.to_thread(self.files.delete_prefix, key)
-                await asyncio.to_thread(self.files.delete_prefix, f"inputs/{task.id}")
-            async with self.db.write() as conn:
-                await task_rows.mark_purged(conn, [task.id for task in old], now=now)
-            purged += len(old)
-            log.info("retention: purged %d finished task(s)", len(old))
-
-    async def _retry_or_fail_in(
-        self, conn: AsyncConnection, task: Task, reason: str, now: float, *, only_expired: bool
-    ) -> bool:
-        """True when the task went back to the queue, False when it failed (or was not held)."""
-        limit = self._max_attempts(task.model)
-        if task.retries + 1 >= limit:
-            log.warning(
-                "task %s: %s, attempt %d of %d; failing", task.id, reason, task.retries + 1, limit
-            )
-            error = TaskError(
-                "service_error", f"The task could not be run: {reason}, {limit} times."
-            )
-            await self._finish_in(conn, task, TaskStatus.FAILED, task.attempt, now, error=error)
-            return False
-        backoff = min(60.0, float(2**task.retries))
-        released = await task_rows.release_task(
-            conn,
-            task.id,
-            task.attempt,
-            now=now,
-            only_expired=only_expired,
-            available_at=now + backoff,
-        )
-        if released:
-            log.warning("task %s: %s; back in the queue in %.0f s", task.id, reason, backoff)
-        return released
-
-    async def _expire_in(self, conn: AsyncConnection, task: Task, now: float) -> None:
-        """Fail a task past a deadline: the client's (cancelled) or its model's run limit."""
-        if task.deadline_at is not None and task.deadline_at < now:
-            error = TaskError(
-                "request_cancelled", "The task was cancelled: its Cancel-After deadline passed."
-            )
-        else:
-            limit = self._max_run_seconds(task.model)
-            error = TaskError(
-                "generation_timeout", f"The video was not ready within {limit:.0f} seconds."
-            )
-        attempt = task.attempt if task.status is TaskStatus.PROCESSING else None
-        if await self._finish_in(conn, task, TaskStatus.FAILED, attempt, now, error=error):
-            log.warning("task %s: %s", task.id, error.message)
-            if (stop := self.running.get(task.id)) is not None:
-                stop.set()
-
-    def _max_run_seconds(self, model: str) -> float:
+    def max_run_seconds(self, model: str) -> float:
         spec = self.registry.models.get(model)
         return float(spec.max_run_seconds if spec else 900)
 
-    def _max_attempts(self, model: str) -> int:
+    def max_attempts(self, model: str) -> int:
         spec = self.registry.models.get(model)
         return spec.max_attempts if spec else 3
 
-    async def _finish(
+    async def finish(
         self,
         task: Task,
         status: TaskStatus,
@@ -541,7 +372,7 @@ class TaskService:
         error: TaskError | None = None,
     ) -> Task | None:
         async with self.db.write() as conn:
-            done = await self._finish_in(
+            done = await self.finish_in(
                 conn, task, status, attempt, self.clock(), result_key=result_key, error=error
             )
         if done is None:
@@ -553,7 +384,7 @@ class TaskService:
                 self.callbacks_due()
         return done
 
-    async def _finish_in(
+    async def finish_in(
         self,
         conn: AsyncConnection,
         task: Task,
