@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+
 from support import E2E_KEY, ServerProcess
 
 pytestmark = pytest.mark.slow
