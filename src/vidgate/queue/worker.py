@@ -75,6 +75,10 @@ class Worker:
             if task is None:
                 await self.service.wakeup.wait(self.poll_interval)
                 continue
+            if stop.is_set():
+                # Shutdown began while this claim was in flight: give it straight back.
+                await self.runs.hand_back(task)
+                break
             try:
                 await self.run_task(task)
             except Exception:
@@ -100,6 +104,12 @@ class Worker:
             self.current = run
             try:
                 await engine.generate(request, output, run.context)
+            except asyncio.CancelledError:
+                # The process is stopping past its grace period: hand the task back, not lose
+                # an attempt to an expired lease.
+                run.context.cancelled.set()
+                await asyncio.shield(self.runs.hand_back(task))
+                raise
             except GenerationCancelled:
                 log.info("task %s: engine stopped (%s)", task.id, run.stop_reason or "cancelled")
                 if run.stop_reason == "shutdown":
