@@ -27,7 +27,7 @@ PROMPT = (
 )
 
 
-def test_image(seed: int, width: int = 1600, height: int = 1200) -> Image.Image:
+def sample_image(seed: int, width: int = 1600, height: int = 1200) -> Image.Image:
     """A photo-like test input: gradients, a little noise and some shapes."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -59,10 +59,11 @@ def machine() -> str:
     )
 
 
-def timed(action: Callable[[], None]) -> float:
-    started = time.perf_counter()
+def timed(action: Callable[[], None]) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (all threads: libx264's count) of one call."""
+    started, cpu = time.perf_counter(), time.process_time()
     action()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 def run_engine(request: GenerationRequest, output: Path) -> None:
@@ -78,19 +79,25 @@ def encode_only(frames: Sequence[Yuv420], output: Path, width: int, height: int)
 
 def measure(
     name: str, request: GenerationRequest, workdir: Path, repeats: int
-) -> tuple[str, float, float]:
+) -> tuple[str, float, float, float]:
     width, height = frame_size(request.aspect_ratio)
     # The baseline gets exactly the engine's frames, rendered into memory beforehand.
     scene = build_scene(request, width, height)
     frames = [scene.frame(index) for index in range(FRAME_COUNT)]
     engine_out, baseline_out = workdir / f"{name}-engine.mp4", workdir / f"{name}-baseline.mp4"
-    engine_times, baseline_times = [], []
+    engine, baseline = [], []
     run_engine(request, engine_out)  # warm-up: imports, font loading, allocator
     for _ in range(repeats):  # interleaved, so drift in machine load hits both alike
-        engine_times.append(timed(lambda: run_engine(request, engine_out)))
-        baseline_times.append(timed(lambda: encode_only(frames, baseline_out, width, height)))
+        engine.append(timed(lambda: run_engine(request, engine_out)))
+        baseline.append(timed(lambda: encode_only(frames, baseline_out, width, height)))
     assert probe(engine_out).frame_count == FRAME_COUNT
-    return name, statistics.median(engine_times), statistics.median(baseline_times)
+    cpu_ratio = statistics.median(e[1] for e in engine) / statistics.median(b[1] for b in baseline)
+    return (
+        name,
+        statistics.median(e[0] for e in engine),
+        statistics.median(b[0] for b in baseline),
+        cpu_ratio,
+    )
 
 
 def main() -> None:
@@ -100,8 +107,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="vidgate-bench-") as temp:
         workdir = Path(temp)
         first, second = workdir / "first.png", workdir / "second.jpg"
-        test_image(1).save(first)
-        test_image(2).save(second, quality=90)
+        sample_image(1).save(first)
+        sample_image(2).save(second, quality=90)
         aspect: AspectRatio = "16:9"
         modes = [
             ("text", GenerationRequest("bench", PROMPT, aspect)),
@@ -114,10 +121,11 @@ def main() -> None:
     print(f"libx264 veryfast crf 23, median of {args.repeats} runs\n")
     print(f"Machine: {machine()}  ")
     print(f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC\n")
-    print("| Mode | Engine: render + encode (s) | Baseline: encode only (s) | Ratio |")
-    print("|---|---:|---:|---:|")
-    for name, engine, baseline in rows:
-        print(f"| {name} | {engine:.2f} | {baseline:.2f} | {engine / baseline:.2f} |")
+    print("| Mode | Engine: render + encode (s) | Baseline: encode only (s) | Ratio | CPU ratio |")
+    print("|---|---:|---:|---:|---:|")
+    for name, engine, baseline, cpu_ratio in rows:
+        ratio = engine / baseline
+        print(f"| {name} | {engine:.2f} | {baseline:.2f} | {ratio:.2f} | {cpu_ratio:.2f} |")
 
 
 if __name__ == "__main__":
