@@ -340,3 +340,19 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def assert_error(
+    response: httpx.Response, status: int, code: str, param: str | None = None
+) -> dict[str, Any]:
+    """The response is the SPEC.md §5 error envelope with this status, code (and param)."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    error: dict[str, Any] = body["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert error["type"]
+    if param is not None:
+        assert error.get("param") == param
+    return error

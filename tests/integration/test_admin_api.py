@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from support import assert_error
 from vidgate.app import create_app
 from vidgate.auth.keys import hash_key
 from vidgate.services import Services
@@ -26,21 +27,6 @@ def over_asgi(services: Services, *, key: str | None = None) -> httpx.AsyncClien
     return httpx.AsyncClient(
         transport=transport, base_url="http://testserver", headers=bearer(key) if key else {}
     )
-
-
-def assert_error(
-    response: httpx.Response, status: int, code: str, param: str | None = None
-) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert error["code"] == code
-    assert error["message"]
-    assert error["type"]
-    if param is not None:
-        assert error.get("param") == param
-    return error
 
 
 async def create_account(

@@ -7,26 +7,11 @@ import re
 import httpx
 import pytest
 
-from support import ADMIN_KEY, StaticServer, image_bytes, structured_image
+from support import ADMIN_KEY, StaticServer, assert_error, image_bytes, structured_image
 from vidgate.services import Services
 from vidgate.store.ledger_rows import balance_cents
 
 SEED_REQUEST = {"model": "veo3.1-fast", "prompt": "A cat playing piano"}
-
-
-def assert_error(
-    response: httpx.Response, status: int, code: str, param: str | None = None
-) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert error["code"] == code
-    assert error["message"]
-    assert error["type"]
-    if param is not None:
-        assert error.get("param") == param
-    return error
 
 
 async def test_seed_request_creates_a_pending_task(client: httpx.AsyncClient) -> None:

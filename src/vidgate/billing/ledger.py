@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vidgate.cursors import decode_cursor, encode_cursor
 from vidgate.errors import InvalidRequest, NotFound
 from vidgate.store import account_rows, ledger_rows
 from vidgate.store.account_rows import Principal
@@ -29,19 +28,15 @@ class EntryPage:
     next_cursor: str | None
 
 
-def encode_cursor(entry_id: int) -> str:
-    return base64.urlsafe_b64encode(f"le:{entry_id}".encode()).decode().rstrip("=")
+def encode_entry_cursor(entry_id: int) -> str:
+    return encode_cursor("le", str(entry_id))
 
 
-def decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = text.partition(":")
-        if kind != "le" or not value.isdigit():
-            raise ValueError(cursor)
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidRequest("cursor is not one this server gave out.", param="cursor") from None
+def decode_entry_cursor(cursor: str) -> int:
+    [value] = decode_cursor("le", cursor, 1)
+    if not value.isdigit():
+        raise InvalidRequest("cursor is not one this server gave out.", param="cursor")
+    return int(value)
 
 
 class LedgerService:
@@ -82,14 +77,14 @@ class LedgerService:
     async def entries(self, account_id: str, *, cursor: str | None, limit: int) -> EntryPage:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidRequest(f"limit is from 1 to {MAX_PAGE}.", param="limit")
-        before = decode_cursor(cursor) if cursor else None
+        before = decode_entry_cursor(cursor) if cursor else None
         async with self.db.read() as conn:
             rows = await ledger_rows.list_entries(
                 conn, account_id, before_id=before, limit=limit + 1
             )
         page = rows[:limit]
         more = len(rows) > limit
-        return EntryPage(page, encode_cursor(page[-1].id) if more and page else None)
+        return EntryPage(page, encode_entry_cursor(page[-1].id) if more and page else None)
 
 
 async def _account_id(conn: AsyncConnection, ref: str) -> str:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import logging
 import threading
@@ -16,6 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.billing.pricing import price_for
+from vidgate.cursors import decode_cursor, encode_cursor
 from vidgate.engines.registry import ModelRegistry
 from vidgate.errors import (
     InsufficientCredits,
@@ -73,18 +72,14 @@ class TaskPage:
 
 
 def encode_task_cursor(task: Task) -> str:
-    raw = f"t:{task.created_at!r}:{task.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_cursor("t", repr(task.created_at), task.id)
 
 
 def decode_task_cursor(cursor: str) -> tuple[float, str]:
+    created, task_id = decode_cursor("t", cursor, 2)
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, created, task_id = text.split(":", 2)
-        if kind != "t" or not is_task_id_shaped(task_id):
-            raise ValueError(cursor)
         return float(created), task_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except ValueError:
         raise InvalidRequest("cursor is not one this server gave out.", param="cursor") from None
 
 
