@@ -11,8 +11,10 @@ from vidgate.auth.accounts import AccountService, CreatedAccount
 from vidgate.auth.rate_limit import RateLimiter
 from vidgate.billing.ledger import LedgerService
 from vidgate.engines.base import Engine
+from vidgate.engines.config import load_model_config
+from vidgate.engines.factory import build_engines
 from vidgate.engines.preview import PreviewEngine
-from vidgate.engines.registry import DEFAULT_MODELS, ModelRegistry
+from vidgate.engines.registry import ModelRegistry
 from vidgate.media.egress import EgressPolicy, Resolver
 from vidgate.media.files import LocalFileStore
 from vidgate.media.signing import UrlSigner
@@ -71,7 +73,12 @@ async def open_services(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
     await db.migrate()
-    registry = registry or ModelRegistry.of(DEFAULT_MODELS)
+    if registry is None:
+        config = load_model_config(settings.models, environ=settings.environment())
+        registry = config.registry
+        for name, reason in config.skipped.items():
+            log.info("engine %s is not configured: %s", name, reason)
+        engines = engines or build_engines(config.engines)
     engines = engines or {"preview": PreviewEngine()}
     missing = {spec.engine for spec in registry} - set(engines)
     if missing:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -52,6 +54,9 @@ class Settings(BaseSettings):
     retention_days: float = Field(
         default=7, gt=0, description="Finished tasks and their files are kept this long"
     )
+    models: Path | None = Field(
+        default=None, description="The model registry file (TOML); default: the packaged one"
+    )
     log_level: str = "INFO"
 
     @field_validator("egress_allow", mode="before")
@@ -85,3 +90,7 @@ class Settings(BaseSettings):
     @property
     def files_dir(self) -> Path:
         return self.data_dir / "files"
+
+    def environment(self) -> Mapping[str, str]:
+        """The process environment, for ``${NAME}`` secrets in the model registry file."""
+        return os.environ

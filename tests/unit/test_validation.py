@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from vidgate.engines.registry import DEFAULT_MODELS, ModelRegistry
+from vidgate.engines.config import load_model_config
 from vidgate.errors import FetchFailed, InvalidRequest
 from vidgate.tasks import validation
 
-REGISTRY = ModelRegistry.of(DEFAULT_MODELS)
+REGISTRY = load_model_config().registry
 SPEC = REGISTRY.resolve("veo3.1-fast")
 
 

@@ -29,22 +29,6 @@ class ModelSpec:
     description: str = ""
 
 
-DEFAULT_MODELS: tuple[ModelSpec, ...] = (
-    ModelSpec(
-        name="veo3.1-fast",
-        engine="preview",
-        price=Decimal("25.70"),
-        aliases=("veo3.1-fast-beta",),
-        typical_seconds=15,
-        max_run_seconds=300,
-        description=(
-            "Served by the embedded preview engine (a CPU renderer, no weights): "
-            "configure a real engine to make real videos."
-        ),
-    ),
-)
-
-
 @dataclass
 class ModelRegistry:
     models: Mapping[str, ModelSpec]
