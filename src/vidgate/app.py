@@ -53,6 +53,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = services
+    app.middleware("http")(services.metrics.time_request)
     errors.install(app)
     for module in (videos, tasks, callbacks, models, credits, keys, admin, files, health):
         app.include_router(module.router, responses=errors.ERROR_RESPONSES)

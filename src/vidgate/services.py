@@ -18,6 +18,7 @@ from vidgate.engines.registry import ModelRegistry
 from vidgate.media.egress import EgressPolicy, Resolver
 from vidgate.media.files import LocalFileStore
 from vidgate.media.signing import UrlSigner
+from vidgate.metrics import Metrics
 from vidgate.queue.reaper import Reaper
 from vidgate.queue.runs import TaskRuns
 from vidgate.settings import Settings
@@ -52,6 +53,7 @@ class Services:
     dispatcher: CallbackDispatcher
     callbacks: CallbackService
     idempotency: IdempotencyService
+    metrics: Metrics
 
     async def close(self) -> None:
         await self.limiter.aclose()
@@ -125,6 +127,7 @@ async def open_services(
         dispatcher=dispatcher,
         callbacks=CallbackService(db, tasks, dispatcher.notify),
         idempotency=IdempotencyService(db),
+        metrics=Metrics(db),
     )
 
 

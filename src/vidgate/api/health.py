@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from vidgate.api.deps import ServicesDep
 from vidgate.errors import ServiceUnavailable
 
 router = APIRouter(tags=["health"])
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    openapi_extra={"security": []},
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+async def metrics(services: ServicesDep) -> Response:
+    """Prometheus metrics: tasks and callbacks by status, request timings."""
+    return Response(await services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/healthz", openapi_extra={"security": []})

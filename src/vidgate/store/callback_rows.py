@@ -241,3 +241,8 @@ async def set_secret(
         )
     )
     return bool(result.rowcount)
+
+
+async def counts_by_status(conn: AsyncConnection) -> dict[str, int]:
+    rows = await conn.execute(select(callbacks.c.status, func.count()).group_by(callbacks.c.status))
+    return {row[0]: int(row[1]) for row in rows}

@@ -386,3 +386,22 @@ async def queue_position(conn: AsyncConnection, task: Task) -> int:
         )
     ).scalar()
     return int(ahead or 0) + 1
+
+
+async def counts_by_status(conn: AsyncConnection) -> dict[tuple[str, str], int]:
+    """(model, status) -> how many tasks, for the metrics."""
+    rows = await conn.execute(
+        select(tasks.c.model, tasks.c.status, func.count())
+        .where(tasks.c.purged_at.is_(None))
+        .group_by(tasks.c.model, tasks.c.status)
+    )
+    return {(row[0], row[1]): int(row[2]) for row in rows}
+
+
+async def oldest_pending_created_at(conn: AsyncConnection) -> float | None:
+    value = (
+        await conn.execute(
+            select(func.min(tasks.c.created_at)).where(tasks.c.status == TaskStatus.PENDING.value)
+        )
+    ).scalar()
+    return float(value) if value is not None else None

@@ -1,0 +1,73 @@
+"""Prometheus metrics: request timings in this process, queue and outbox state from the database.
+
+The task and callback figures are read from the database when scraped, so every replica reports
+the same, true numbers, whichever process did the work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+from vidgate.store import callback_rows, task_rows
+from vidgate.store.database import Database
+
+
+class Metrics:
+    def __init__(self, db: Database, *, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.clock = clock
+        self.registry = CollectorRegistry()
+        self.requests = Histogram(
+            "vidgate_http_request_duration_seconds",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.tasks = Gauge(
+            "vidgate_tasks",
+            "Tasks in the database by model and status",
+            ["model", "status"],
+            registry=self.registry,
+        )
+        self.oldest_pending = Gauge(
+            "vidgate_oldest_pending_task_age_seconds",
+            "How long the oldest pending task has waited (0 when none waits)",
+            registry=self.registry,
+        )
+        self.callbacks = Gauge(
+            "vidgate_callbacks",
+            "Callbacks in the outbox by status",
+            ["status"],
+            registry=self.registry,
+        )
+
+    async def render(self) -> bytes:
+        async with self.db.read() as conn:
+            tasks = await task_rows.counts_by_status(conn)
+            oldest = await task_rows.oldest_pending_created_at(conn)
+            callbacks = await callback_rows.counts_by_status(conn)
+        self.tasks.clear()
+        for (model, status), count in tasks.items():
+            self.tasks.labels(model, status).set(count)
+        self.oldest_pending.set(0 if oldest is None else max(0.0, self.clock() - oldest))
+        self.callbacks.clear()
+        for status, count in callbacks.items():
+            self.callbacks.labels(status).set(count)
+        return generate_latest(self.registry)
+
+    async def time_request(
+        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        self.requests.labels(template, request.method, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
