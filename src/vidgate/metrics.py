@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_late
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vidgate.store import callback_rows, task_rows
+from vidgate.store import callback_rows, task_queries
 from vidgate.store.database import Database
 
 
@@ -48,8 +48,8 @@ class Metrics:
 
     async def render(self) -> bytes:
         async with self.db.read() as conn:
-            tasks = await task_rows.counts_by_status(conn)
-            oldest = await task_rows.oldest_pending_created_at(conn)
+            tasks = await task_queries.counts_by_status(conn)
+            oldest = await task_queries.oldest_pending_created_at(conn)
             callbacks = await callback_rows.counts_by_status(conn)
         self.tasks.clear()
         for (model, status), count in tasks.items():

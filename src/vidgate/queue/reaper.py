@@ -11,7 +11,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.queue.runs import TaskRuns
-from vidgate.store import task_rows
+from vidgate.store import task_queries, task_rows
 from vidgate.tasks.model import Task, TaskError, TaskStatus
 from vidgate.tasks.service import CANCELLED_MESSAGE, TaskService
 
@@ -62,7 +62,7 @@ class Reaper:
         while True:
             now = self.tasks.clock()
             async with self.tasks.db.read() as conn:
-                old = await task_rows.past_retention(
+                old = await task_queries.past_retention(
                     conn, before=now - retention_seconds, limit=batch
                 )
             if not old:
@@ -72,7 +72,7 @@ class Reaper:
                     await asyncio.to_thread(self.tasks.files.delete_prefix, key)
                 await asyncio.to_thread(self.tasks.files.delete_prefix, f"inputs/{task.id}")
             async with self.tasks.db.write() as conn:
-                await task_rows.mark_purged(conn, [task.id for task in old], now=now)
+                await task_queries.mark_purged(conn, [task.id for task in old], now=now)
             purged += len(old)
             log.info("retention: purged %d finished task(s)", len(old))
 

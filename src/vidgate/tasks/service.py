@@ -23,16 +23,15 @@ from vidgate.errors import (
     RateLimited,
     TaskNotCancellable,
     TaskNotFound,
-    VidgateError,
 )
 from vidgate.media.egress import EgressPolicy
 from vidgate.media.files import FileStore
-from vidgate.media.images import ImageInfo, fetch_image
-from vidgate.store import callback_rows, idempotency_rows, ledger_rows, task_rows
+from vidgate.store import callback_rows, idempotency_rows, ledger_rows, task_queries, task_rows
 from vidgate.store.account_rows import Principal
 from vidgate.store.database import Database
 from vidgate.tasks import validation
 from vidgate.tasks.idempotency import Claim
+from vidgate.tasks.inputs import check_callback_url, fetch_images
 from vidgate.tasks.model import (
     Task,
     TaskError,
@@ -145,8 +144,8 @@ class TaskService:
         urls = validation.check_images(request.image_urls, request.generation_type, spec)
         validation.check_quality(request.quality, spec)
         if request.callback_url is not None:
-            await self._check_callback_url(request.callback_url)
-        images = await self._fetch_images(urls)
+            await check_callback_url(self.egress, request.callback_url)
+        images = await fetch_images(self.egress, urls)
         if aspect == "auto":
             aspect = "16:9"
             if images and images[0][1].height > images[0][1].width:
@@ -161,7 +160,7 @@ class TaskService:
             await asyncio.to_thread(self.files.put_bytes, key, data)
         price = price_for(spec, principal.group)
         async with self.db.read() as conn:
-            history = await task_rows.average_run_seconds(conn, spec.name)
+            history = await task_queries.average_run_seconds(conn, spec.name)
         task = Task(
             id=task_id,
             account_id=principal.account_id,
@@ -204,7 +203,7 @@ class TaskService:
                         "wait for some to finish.",
                         headers={"Retry-After": "10"},
                     )
-                position = await task_rows.queue_position(conn, task)
+                position = await task_queries.queue_position(conn, task)
                 answer = self.presenter.json(task, queue_position=position)
                 if idempotency is not None:
                     # The answer commits with the task: a retry after a crash gets it back.
@@ -250,7 +249,7 @@ class TaskService:
         if model is not None:
             model = self.registry.resolve(model).name
         async with self.db.read() as conn:
-            found = await task_rows.list_tasks(
+            found = await task_queries.list_tasks(
                 conn,
                 principal.account_id,
                 limit=limit + 1,
@@ -300,7 +299,7 @@ class TaskService:
         if task.status is not TaskStatus.PENDING:
             return None
         async with self.db.read() as conn:
-            return await task_rows.queue_position(conn, task)
+            return await task_queries.queue_position(conn, task)
 
     async def cancel(self, principal: Principal, task_id: str) -> Task:
         """Cancel at once when pending; flag for the worker when processing; 409 when done."""
@@ -323,29 +322,6 @@ class TaskService:
         raise TaskNotCancellable(
             f"Task {task.id} has already {task.status.value}; it can no longer be cancelled."
         )
-
-    async def _check_callback_url(self, url: str) -> None:
-        validation.check_callback_length(url)
-        try:
-            await self.egress.resolve_checked(url, schemes=("https",))
-        except VidgateError as error:
-            raise error.with_param("callback_url", f"callback_url: {error.message}") from None
-
-    async def _fetch_images(self, urls: Sequence[str]) -> list[tuple[bytes, ImageInfo]]:
-        async def one(index: int, url: str) -> tuple[bytes, ImageInfo]:
-            try:
-                return await fetch_image(self.egress, url)
-            except VidgateError as error:
-                message = f"image_urls[{index}] ({url}): {error.message}"
-                raise error.with_param("image_urls", message) from None
-
-        results = await asyncio.gather(
-            *(one(index, url) for index, url in enumerate(urls)), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return [r for r in results if not isinstance(r, BaseException)]
 
     # --- the worker's side -----------------------------------------------------------------
 
