@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 from vidgate.auth.accounts import AccountService, CreatedAccount
 from vidgate.auth.rate_limit import RateLimiter
@@ -56,6 +57,10 @@ class Services:
     metrics: Metrics
 
     async def close(self) -> None:
+        for engine in self.engines.values():
+            closing = getattr(engine, "aclose", None)
+            if closing is not None:
+                await closing()
         await self.limiter.aclose()
         await self.egress.aclose()
         await self.db.close()
@@ -75,22 +80,23 @@ async def open_services(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
     await db.migrate()
-    if registry is None:
-        config = load_model_config(settings.models, environ=settings.environment())
-        registry = config.registry
-        for name, reason in config.skipped.items():
-            log.info("engine %s is not configured: %s", name, reason)
-        engines = engines or build_engines(config.engines)
-    engines = engines or {"preview": PreviewEngine()}
-    missing = {spec.engine for spec in registry} - set(engines)
-    if missing:
-        raise ValueError(f"models name engines that are not configured: {sorted(missing)}")
     files = LocalFileStore(settings.files_dir)
     egress = EgressPolicy(
         allow=settings.egress_allow, ca_bundle=settings.egress_ca_bundle, resolver=resolver
     )
     accounts = AccountService(db)
     signer = UrlSigner(await accounts.signing_secret(), settings.base_url)
+    if registry is None:
+        config = load_model_config(settings.models, environ=settings.environment())
+        registry = config.registry
+        for name, reason in config.skipped.items():
+            log.info("engine %s is not configured: %s", name, reason)
+        image_url = _input_urls(settings, files, signer) if settings.public_url else None
+        engines = engines or build_engines(config.engines, image_url=image_url)
+    engines = engines or {"preview": PreviewEngine()}
+    missing = {spec.engine for spec in registry} - set(engines)
+    if missing:
+        raise ValueError(f"models name engines that are not configured: {sorted(missing)}")
     presenter = TaskPresenter(signer, registry, url_ttl_seconds=settings.result_url_ttl_seconds)
     tasks = TaskService(
         db,
@@ -136,3 +142,20 @@ async def bootstrap(services: Services) -> CreatedAccount | None:
     return await services.accounts.bootstrap(
         key=settings.bootstrap_key, credits=Decimal(str(settings.bootstrap_credits))
     )
+
+
+def _input_urls(
+    settings: Settings, files: LocalFileStore, signer: UrlSigner
+) -> Callable[[Path], str]:
+    """Signed public URLs of stored inputs, for engines whose upstream fetches images by URL.
+
+    The expiry comes from the file, not the clock, so a retried upstream create sends the same
+    body (an upstream honouring Idempotency-Key would otherwise refuse it as a different one).
+    """
+
+    def image_url(path: Path) -> str:
+        key = path.resolve().relative_to(files.root).as_posix()
+        earliest = int(path.stat().st_mtime) + settings.result_url_ttl_seconds
+        return signer.sign(key, expires=-(-earliest // 3600) * 3600)
+
+    return image_url

@@ -128,6 +128,10 @@ def _describe(engine: EngineConfig) -> str:
             "Served by the embedded preview engine (a CPU renderer, no weights): "
             "configure a real engine to make real videos."
         )
+    if engine.type == "veo":
+        return "Google Veo 3.1 Fast through the Gemini API."
+    if engine.type == "relay":
+        return f"Relayed to {engine.options.get('base_url', 'another server')}."
     return f"Served by the {engine.type} engine {engine.name!r}."
 
 
