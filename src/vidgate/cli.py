@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, TypeVar
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vidgate.app import create_app
+from vidgate.engines.config import ConfigError
 from vidgate.errors import VidgateError
 from vidgate.queue.runner import BackgroundRunner
 from vidgate.services import Services, bootstrap, open_services
@@ -59,7 +61,8 @@ def serve(
         overrides["port"] = port
     settings = Settings(**overrides)
     _configure_logging(settings)
-    asyncio.run(_serve(settings))
+    with _config_errors():
+        asyncio.run(_serve(settings))
 
 
 async def _serve(settings: Settings) -> None:
@@ -106,7 +109,8 @@ def worker(
     """
     settings = Settings()
     _configure_logging(settings)
-    asyncio.run(_work(settings, count if count is not None else max(1, settings.workers)))
+    with _config_errors():
+        asyncio.run(_work(settings, count if count is not None else max(1, settings.workers)))
 
 
 async def _work(settings: Settings, count: int) -> None:
@@ -124,6 +128,16 @@ async def _work(settings: Settings, count: int) -> None:
         await runner.shutdown()
     finally:
         await services.close()
+
+
+@contextlib.contextmanager
+def _config_errors() -> Iterator[None]:
+    """A wrong model registry file is one clear line and exit status 2, not a traceback."""
+    try:
+        yield
+    except ConfigError as error:
+        errors.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(2) from None
 
 
 def _configure_logging(settings: Settings) -> None:

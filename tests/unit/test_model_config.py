@@ -41,6 +41,15 @@ def test_the_packaged_default_serves_veo_on_the_preview_engine() -> None:
     assert spec.aspect_ratios == ("16:9", "9:16")
     assert "preview" in spec.description
     assert set(config.engines) == {"preview"}
+    assert config.skipped == {"veo": "GEMINI_API_KEY not set"}
+
+
+def test_setting_gemini_api_key_moves_the_default_model_to_veo() -> None:
+    config = load_model_config(environ={"GEMINI_API_KEY": "AIza-test"})
+    spec = config.registry.resolve("veo3.1-fast")
+    assert spec.engine == "veo"
+    assert config.engines["veo"].options["api_key"] == "AIza-test"
+    assert "Veo" in spec.description
 
 
 def test_an_engine_whose_secret_is_unset_is_skipped_for_the_next() -> None:

@@ -25,6 +25,7 @@ _OPTIONS: dict[str, tuple[set[str], set[str]]] = {
             "typical_seconds",
             "max_retries",
             "timeout",
+            "backoff",
         },
         {"api_key"},
     ),
