@@ -8,11 +8,12 @@ from typing import Any
 
 from vidgate.engines.base import Engine
 from vidgate.engines.config import ConfigError, EngineConfig
+from vidgate.engines.diffusers_engine import DiffusersEngine  # torch loads in its child only
 from vidgate.engines.preview import PreviewEngine
 from vidgate.engines.relay import RelayEngine
 from vidgate.engines.veo import VeoEngine
 
-KNOWN_TYPES = ("preview", "veo", "relay")
+KNOWN_TYPES = ("preview", "veo", "relay", "diffusers")
 # The options each type takes (beyond `type`), and which of them it cannot do without.
 _OPTIONS: dict[str, tuple[set[str], set[str]]] = {
     "preview": (set(), set()),
@@ -28,6 +29,21 @@ _OPTIONS: dict[str, tuple[set[str], set[str]]] = {
             "backoff",
         },
         {"api_key"},
+    ),
+    "diffusers": (
+        {
+            "pipeline",
+            "model_path",
+            "width",
+            "height",
+            "num_frames",
+            "num_inference_steps",
+            "guidance_scale",
+            "device",
+            "dtype",
+            "stop_timeout",
+        },
+        {"pipeline", "model_path"},
     ),
     "relay": (
         {"base_url", "api_key", "upstream_model", "poll_wait", "max_retries", "timeout"},
@@ -56,6 +72,8 @@ def build_engine(config: EngineConfig, *, image_url: ImageUrl | None = None) -> 
     options = _checked_options(config)
     if config.type == "veo":
         return VeoEngine(**options)
+    if config.type == "diffusers":
+        return DiffusersEngine(options)
     if config.type == "relay":
         return RelayEngine(**options, image_url=image_url)
     return PreviewEngine()
