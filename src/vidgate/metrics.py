@@ -7,19 +7,29 @@ the same, true numbers, whichever process did the work.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
+from vidgate.engines.health import EngineHealth
 from vidgate.store import callback_rows, task_queries
 from vidgate.store.database import Database
 
 
 class Metrics:
-    def __init__(self, db: Database, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        db: Database,
+        health: EngineHealth,
+        engines: Iterable[str],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.db = db
+        self.health = health
+        self.engine_names = sorted(engines)
         self.clock = clock
         self.registry = CollectorRegistry()
         self.requests = Histogram(
@@ -37,6 +47,12 @@ class Metrics:
         self.oldest_pending = Gauge(
             "vidgate_oldest_pending_task_age_seconds",
             "How long the oldest pending task has waited (0 when none waits)",
+            registry=self.registry,
+        )
+        self.engine_healthy = Gauge(
+            "vidgate_engine_healthy",
+            "1 while an engine's recent calls in this process succeed, 0 while its circuit is open",
+            ["engine"],
             registry=self.registry,
         )
         self.callbacks = Gauge(
@@ -58,6 +74,8 @@ class Metrics:
         self.callbacks.clear()
         for status, count in callbacks.items():
             self.callbacks.labels(status).set(count)
+        for name in self.engine_names:
+            self.engine_healthy.labels(name).set(1 if self.health.healthy(name) else 0)
         return generate_latest(self.registry)
 
     async def time_request(

@@ -14,6 +14,7 @@ from vidgate.billing.ledger import LedgerService
 from vidgate.engines.base import Engine
 from vidgate.engines.config import load_model_config
 from vidgate.engines.factory import build_engines
+from vidgate.engines.health import EngineHealth
 from vidgate.engines.preview import PreviewEngine
 from vidgate.engines.registry import ModelRegistry
 from vidgate.media.egress import EgressPolicy, Resolver
@@ -55,6 +56,7 @@ class Services:
     callbacks: CallbackService
     idempotency: IdempotencyService
     metrics: Metrics
+    health: EngineHealth
 
     async def close(self) -> None:
         for engine in self.engines.values():
@@ -113,6 +115,7 @@ async def open_services(
         db, egress, webhook_secrets, concurrency=settings.callback_concurrency
     )
     tasks.callbacks_due = dispatcher.notify
+    health = EngineHealth()
     runs = TaskRuns(tasks, lease_seconds=settings.lease_seconds)
     return Services(
         settings=settings,
@@ -133,7 +136,8 @@ async def open_services(
         dispatcher=dispatcher,
         callbacks=CallbackService(db, tasks, dispatcher.notify),
         idempotency=IdempotencyService(db),
-        metrics=Metrics(db),
+        metrics=Metrics(db, health, engines),
+        health=health,
     )
 
 

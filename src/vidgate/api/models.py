@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from vidgate.api.deps import PrincipalDep, ServicesDep
-from vidgate.api.schemas import ModelEntry, ModelList
+from vidgate.api.schemas import EngineStatus, ModelEntry, ModelList
 from vidgate.billing.pricing import price_for
 
 router = APIRouter(tags=["models"])
@@ -17,7 +17,11 @@ async def list_models(principal: PrincipalDep, services: ServicesDep) -> ModelLi
         data=[
             ModelEntry(
                 id=spec.name,
-                engine=spec.engine,
+                engine=services.health.order(spec.candidates)[0],
+                engines=[
+                    EngineStatus(name=name, healthy=services.health.healthy(name))
+                    for name in spec.candidates
+                ],
                 aliases=list(spec.aliases),
                 price=float(price_for(spec, principal.group)),
                 max_prompt_chars=spec.max_prompt_chars,

@@ -58,10 +58,16 @@ class TaskObject(BaseModel):
     queue_position: int | None = None
 
 
+class EngineStatus(BaseModel):
+    name: str
+    healthy: bool = Field(description="False while recent calls failed (this process's view)")
+
+
 class ModelEntry(BaseModel):
     id: str
     object: Literal["model"] = "model"
     engine: str
+    engines: list[EngineStatus]
     aliases: list[str]
     price: float
     max_prompt_chars: int

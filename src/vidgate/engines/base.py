@@ -50,6 +50,14 @@ class EngineFailure(Exception):
         self.detail = detail
 
 
+class EngineRefused(EngineFailure):
+    """The engine did not take the job: nothing started upstream, nothing was paid there.
+
+    Only this failure lets a task move on to the model's next engine; once an engine has
+    accepted a job, its failure is the task's.
+    """
+
+
 @dataclass
 class GenerationContext:
     """What an engine may call while it works.

@@ -14,7 +14,13 @@ from vidgate.engines.registry import ModelRegistry, ModelSpec
 
 DEFAULT_CONFIG = Path(__file__).with_name("models.toml")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_LIMITS = {f.name for f in fields(ModelSpec)} - {"name", "engine", "price", "description"}
+_LIMITS = {f.name for f in fields(ModelSpec)} - {
+    "name",
+    "engine",
+    "engines",
+    "price",
+    "description",
+}
 
 
 class ConfigError(ValueError):
@@ -117,7 +123,14 @@ def _model(
     engine = configured[0]
     description = table.get("description") or _describe(engines[engine])
     try:
-        return ModelSpec(name=name, engine=engine, price=price, description=description, **limits)
+        return ModelSpec(
+            name=name,
+            engine=engine,
+            engines=tuple(configured),
+            price=price,
+            description=description,
+            **limits,
+        )
     except TypeError as error:
         raise ConfigError(f"{at}: {error}") from None
 

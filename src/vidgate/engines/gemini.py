@@ -18,7 +18,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from vidgate.engines.base import EngineFailure, GenerationCancelled, TaskErrorCode
+from vidgate.engines.base import EngineFailure, EngineRefused, GenerationCancelled, TaskErrorCode
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,10 @@ OPERATION_ERRORS: Final[dict[int, TaskErrorCode]] = {
     14: "service_unavailable",  # UNAVAILABLE
     16: "service_error",  # UNAUTHENTICATED
 }
+
+
+class _MaybeStarted(EngineFailure):
+    """The start request may have reached Google: a job may exist, so no failover."""
 
 
 class _Wire(BaseModel):
@@ -187,10 +191,19 @@ class GeminiClient:
                     raise _Retry(failure) from None
                 # The request may have reached Google and started a job that is billed: a second
                 # one would be paid twice, so this fails instead of retrying.
-                raise failure from None
+                raise _MaybeStarted(failure.code, failure.message, detail=failure.detail) from None
             return _operation(self._checked(response))
 
-        return await self._with_retries("start", once, task_id=task_id, cancelled=cancelled)
+        try:
+            return await self._with_retries("start", once, task_id=task_id, cancelled=cancelled)
+        except (_MaybeStarted, EngineRefused):
+            raise
+        except EngineFailure as failure:
+            if failure.code == "invalid_parameters":
+                raise  # the request's fault: another engine would refuse it too
+            # Google answered with a refusal, or the request never left: no job exists there,
+            # so the model's next engine may take the task.
+            raise EngineRefused(failure.code, failure.message, detail=failure.detail) from None
 
     async def poll(self, name: str, *, task_id: str, cancelled: threading.Event) -> Operation:
         # The name comes from the provider's answer and becomes part of a URL: keep it a path.

@@ -14,6 +14,8 @@ class ModelSpec:
     name: str
     engine: str
     price: Decimal
+    # Every configured engine that may serve it, in order of preference; ``engine`` is the first.
+    engines: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     max_prompt_chars: int = 1000
     aspect_ratios: tuple[str, ...] = ("16:9", "9:16")
@@ -27,6 +29,10 @@ class ModelSpec:
     # Attempts (lost leases, crashes) before the task fails with service_error.
     max_attempts: int = 3
     description: str = ""
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        return self.engines or (self.engine,)
 
 
 @dataclass

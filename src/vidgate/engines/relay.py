@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from vidgate.engines.base import (
     EngineFailure,
+    EngineRefused,
     GenerationCancelled,
     GenerationContext,
     GenerationRequest,
@@ -254,12 +255,13 @@ class RelayEngine:
         elif status in (400, 413):
             raise EngineFailure("invalid_parameters", message, detail=detail)
         elif status == 402:
-            raise EngineFailure(
+            raise EngineRefused(
                 "resource_exhausted", "The upstream account is out of credits.", detail=detail
             )
         elif status in (401, 403):
             detail = f"upstream create: HTTP {status}: the relay's API key was refused"
-        raise EngineFailure(
+        # The upstream answered without taking the task: the model's next engine may.
+        raise EngineRefused(
             "service_error", "The upstream video service refused the task.", detail=detail
         )
 

@@ -37,6 +37,7 @@ class BackgroundRunner:
                 name=f"{prefix}-{index}",
                 scratch=scratch,
                 poll_interval=services.settings.poll_interval_seconds,
+                health=services.health,
             )
             for index in range(workers)
         ]

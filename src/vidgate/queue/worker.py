@@ -13,10 +13,12 @@ from pathlib import Path
 from vidgate.engines.base import (
     Engine,
     EngineFailure,
+    EngineRefused,
     GenerationCancelled,
     GenerationContext,
     GenerationRequest,
 )
+from vidgate.engines.health import ENGINE_FAULTS, EngineHealth
 from vidgate.media.files import FileStore
 from vidgate.queue.runs import TaskRuns
 from vidgate.tasks.model import Task, next_progress
@@ -54,6 +56,7 @@ class Worker:
         name: str,
         scratch: Path,
         poll_interval: float = 0.5,
+        health: EngineHealth | None = None,
     ) -> None:
         self.runs = runs
         self.service = runs.tasks
@@ -62,6 +65,7 @@ class Worker:
         self.name = name
         self.scratch = scratch
         self.poll_interval = poll_interval
+        self.health = health or EngineHealth()
         self.current: _Run | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -86,8 +90,41 @@ class Worker:
                 log.exception("task %s: the worker failed around the engine", task.id)
         log.info("worker %s stopped", self.name)
 
+    def _candidates(self, task: Task) -> list[str]:
+        """The engines that may run the task here, healthy ones first (failover order)."""
+        spec = self.service.registry.models.get(task.model)
+        listed = spec.candidates if spec is not None else (task.engine,)
+        usable = [name for name in listed if name in self.engines] or [task.engine]
+        return self.health.order(usable)
+
+    async def _generate(
+        self, task: Task, request: GenerationRequest, output: Path, context: GenerationContext
+    ) -> None:
+        """Run the first engine that takes the job; move on only when one refuses it."""
+        candidates = self._candidates(task)
+        for index, name in enumerate(candidates):
+            try:
+                await self.engines[name].generate(request, output, context)
+            except EngineRefused as refusal:
+                self.health.failed(name)
+                if index + 1 == len(candidates):
+                    raise
+                log.warning(
+                    "task %s: engine %s refused it (%s); trying %s",
+                    task.id,
+                    name,
+                    refusal.message,
+                    candidates[index + 1],
+                )
+                continue
+            except EngineFailure as failure:
+                if failure.code in ENGINE_FAULTS:
+                    self.health.failed(name)
+                raise
+            self.health.succeeded(name)
+            return
+
     async def run_task(self, task: Task) -> None:
-        engine = self.engines[task.engine]
         run = _Run(task, GenerationContext(progress=lambda f: None))
         run.context.progress = run.progress
         request = GenerationRequest(
@@ -103,7 +140,7 @@ class Worker:
             self.service.running[task.id] = run.context.cancelled
             self.current = run
             try:
-                await engine.generate(request, output, run.context)
+                await self._generate(task, request, output, run.context)
             except asyncio.CancelledError:
                 # The process is stopping past its grace period: hand the task back, not lose
                 # an attempt to an expired lease.
