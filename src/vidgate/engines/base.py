@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -84,3 +85,27 @@ class Engine(Protocol):
     async def generate(
         self, request: GenerationRequest, output: Path, context: GenerationContext
     ) -> None: ...
+
+
+BlockingGeneration = Callable[[GenerationRequest, Path, GenerationContext, threading.Event], None]
+
+
+async def run_in_thread(
+    generate: BlockingGeneration,
+    request: GenerationRequest,
+    output: Path,
+    context: GenerationContext,
+) -> None:
+    """Run a blocking engine off the event loop. A thread cannot be killed: when the awaiting
+    task is cancelled, tell it to stop (the last argument) and wait, so it removes its partial
+    file and frees the CPU before the cancellation goes on."""
+    stop = threading.Event()
+    work = asyncio.ensure_future(asyncio.to_thread(generate, request, output, context, stop))
+    try:
+        await asyncio.shield(work)
+    except asyncio.CancelledError:
+        stop.set()
+        await asyncio.wait({work})
+        if not work.cancelled():
+            work.exception()
+        raise

@@ -24,6 +24,7 @@ from vidgate.engines.base import (
     GenerationCancelled,
     GenerationContext,
     GenerationRequest,
+    run_in_thread,
 )
 from vidgate.engines.config import ConfigError
 from vidgate.engines.diffusers_child import ChildConfig, Job, PipelineKind, serve
@@ -208,19 +209,8 @@ class DiffusersEngine:
     async def generate(
         self, request: GenerationRequest, output: Path, context: GenerationContext
     ) -> None:
-        stop = threading.Event()
-        work = asyncio.ensure_future(
-            asyncio.to_thread(self._generate, request, output, context, stop)
-        )
-        try:
-            await asyncio.shield(work)
-        except asyncio.CancelledError:
-            # The thread stops the child's run and cleans up before the cancellation goes on.
-            stop.set()
-            await asyncio.wait({work})
-            if not work.cancelled():
-                work.exception()
-            raise
+        # On cancellation the thread stops the child's run and cleans up first.
+        await run_in_thread(self._generate, request, output, context)
 
     def _generate(
         self,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import colorsys
 import hashlib
 import logging
@@ -21,6 +20,7 @@ from vidgate.engines.base import (
     GenerationCancelled,
     GenerationContext,
     GenerationRequest,
+    run_in_thread,
 )
 from vidgate.media.video import (
     FRAME_COUNT,
@@ -383,17 +383,4 @@ class PreviewEngine:
     async def generate(
         self, request: GenerationRequest, output: Path, context: GenerationContext
     ) -> None:
-        stop = threading.Event()
-        work = asyncio.ensure_future(
-            asyncio.to_thread(render_preview, request, output, context, stop)
-        )
-        try:
-            await asyncio.shield(work)
-        except asyncio.CancelledError:
-            # The thread cannot be killed: tell it to stop and wait, so that it removes its
-            # partial file and frees the CPU before the cancellation goes on.
-            stop.set()
-            await asyncio.wait({work})
-            if not work.cancelled():
-                work.exception()
-            raise
+        await run_in_thread(render_preview, request, output, context)
