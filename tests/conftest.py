@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
 from support import ADMIN_KEY, StaticServer
 from vidgate.app import create_app
@@ -53,3 +54,17 @@ async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
         headers={"Authorization": f"Bearer {ADMIN_KEY}"},
     ) as http:
         yield http
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    """A test certificate authority; servers get certificates from it with ``issue_cert``."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
+    """The CA as a PEM file, for VIDGATE_EGRESS_CA_BUNDLE."""
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path

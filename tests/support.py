@@ -187,7 +187,30 @@ class Hook:
     answered: float | None = None
 
 
-class HookReceiver(ThreadingHTTPServer):
+class TlsPerConnection(ThreadingHTTPServer):
+    """A threading HTTP server that, given ``tls``, runs each TLS handshake in the connection's
+    own thread (never in the accept loop, where one stalled client would block the rest)."""
+
+    tls: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        try:
+            wrapped = self.tls.wrap_socket(request, server_side=True)
+        except OSError:
+            return
+        try:
+            super().finish_request(wrapped, client_address)
+        finally:
+            wrapped.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients that hang up on purpose (caps, timeouts) are what these tests are about
+
+
+class HookReceiver(TlsPerConnection):
     """A real HTTPS callback receiver on 127.0.0.1 that answers a scripted sequence of replies
     (the last one repeats) and records every request.
 
@@ -242,20 +265,6 @@ class HookReceiver(ThreadingHTTPServer):
     def answer(self, *replies: int | HookReply) -> None:
         with self.lock:
             self.script = [r if isinstance(r, HookReply) else HookReply(r) for r in replies]
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # The TLS handshake runs in the connection's own thread, not in the accept loop.
-        try:
-            wrapped = self.tls.wrap_socket(request, server_side=True)
-        except OSError:
-            return
-        try:
-            super().finish_request(wrapped, client_address)
-        finally:
-            wrapped.close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that gave up on a held reply (a timeout) is what some tests are about
 
     def __enter__(self) -> HookReceiver:
         threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()

@@ -44,18 +44,6 @@ TOLERANCE = 0.1
 # --- the pieces: a CA, receivers, a resolver, the services with a running dispatcher ----------
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
-    path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return path
-
-
 def _receiver(ca: trustme.CA) -> Iterator[HookReceiver]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("hooks.test").configure_cert(context)

@@ -9,7 +9,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import pytest
 import trustme
 from PIL import Image
 
+from support import TlsPerConnection
 from vidgate.errors import FetchFailed, RequestTooLarge
 from vidgate.media.addresses import IPAddress
 from vidgate.media.egress import EgressPolicy
@@ -72,7 +73,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-class RecordingServer(ThreadingHTTPServer):
+class RecordingServer(TlsPerConnection):
     """Serves routes on a loopback port and records every connection, TLS name and request."""
 
     daemon_threads = True
@@ -100,23 +101,6 @@ class RecordingServer(ThreadingHTTPServer):
         connection, address = super().get_request()
         self.connections += 1
         return connection, address
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        if self.tls is None:
-            super().finish_request(request, client_address)
-            return
-        # The handshake runs here, in the connection's own thread, not in the accept loop.
-        try:
-            wrapped = self.tls.wrap_socket(request, server_side=True)
-        except OSError:
-            return
-        try:
-            super().finish_request(wrapped, client_address)
-        finally:
-            wrapped.close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # clients that hang up on purpose (caps, timeouts) are the point of these tests
 
 
 @pytest.fixture
@@ -501,18 +485,6 @@ async def test_a_redirect_to_a_name_is_checked_again(serve: Callable[..., Record
 
 
 # --- TLS --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
-    path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return path
 
 
 def tls_for(ca: trustme.CA, *names: str) -> ssl.SSLContext:
