@@ -179,97 +179,104 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+Spawned = list[ServerProcess | WorkerProcess]
+
+
+@pytest.fixture
+def spawned() -> Iterator[Spawned]:
+    """The processes a test starts: whatever happens, workers are killed and servers stopped."""
+    processes: Spawned = []
+    yield processes
+    for process in reversed(processes):
+        if isinstance(process, WorkerProcess):
+            process.kill()
+        else:
+            process.stop()
+
+
 # --- the faults ---------------------------------------------------------------------------------
 
 
-def test_task_of_a_killed_worker_is_finished_by_another_and_charged_once(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    server = ServerProcess(data, SHORT_LEASE)
-    workers: list[WorkerProcess] = []
-    try:
-        server.start()
-        first = WorkerProcess(data, SHORT_LEASE)
-        workers.append(first)
-        first.start()
-        task_id = create_task(server)
-        wait_until_claimed(first, task_id, attempt=1)
-        freeze(first, data)
-        still_rendering(data, task_id, attempt=1)
-        first.kill()
-
-        second = WorkerProcess(data, SHORT_LEASE)
-        workers.append(second)
-        second.start()
-        row = wait_until(lambda: finished(data, task_id), f"{task_id} to finish")
-        assert row["status"] == "completed", row
-        assert row["attempt"] == 2
-        assert row["retries"] == 1  # the killed attempt counts
-        assert row["result_key"] == f"results/{task_id}-2.mp4"
-        assert f"task {task_id} claimed by {second.name} (attempt 2)" in second.log()
-        assert_full_video(result_of(server, task_id, tmp_path)[1])
-        assert ledger_kinds(data, task_id) == ["capture", "reserve"]
-    finally:
-        for worker in workers:
-            worker.kill()
-        server.stop()
-
-
-def test_frozen_worker_that_resumes_after_losing_its_lease_changes_nothing(
-    tmp_path: Path,
+def test_task_of_a_killed_worker_is_finished_by_another_and_charged_once(
+    tmp_path: Path, spawned: Spawned
 ) -> None:
     data = tmp_path / "data"
     server = ServerProcess(data, SHORT_LEASE)
-    workers: list[WorkerProcess] = []
-    try:
-        server.start()
-        frozen = WorkerProcess(data, SHORT_LEASE)
-        workers.append(frozen)
-        frozen.start()
-        task_id = create_task(server)
-        wait_until_claimed(frozen, task_id, attempt=1)
-        freeze(frozen, data)
-        still_rendering(data, task_id, attempt=1)
+    spawned.append(server)
+    server.start()
+    first = WorkerProcess(data, SHORT_LEASE)
+    spawned.append(first)
+    first.start()
+    task_id = create_task(server)
+    wait_until_claimed(first, task_id, attempt=1)
+    freeze(first, data)
+    still_rendering(data, task_id, attempt=1)
+    first.kill()
 
-        rescuer = WorkerProcess(data, SHORT_LEASE)
-        workers.append(rescuer)
-        rescuer.start()
-        row = wait_until(lambda: finished(data, task_id), f"{task_id} to finish")
-        assert row["status"] == "completed", row
-        assert row["attempt"] == 2
-        assert f"task {task_id} claimed by {rescuer.name} (attempt 2)" in rescuer.log()
-        url, video = result_of(server, task_id, tmp_path)
-        result_file = data / "files" / row["result_key"]
-        before = digest(result_file)
-        assert digest(video) == before
+    second = WorkerProcess(data, SHORT_LEASE)
+    spawned.append(second)
+    second.start()
+    row = wait_until(lambda: finished(data, task_id), f"{task_id} to finish")
+    assert row["status"] == "completed", row
+    assert row["attempt"] == 2
+    assert row["retries"] == 1  # the killed attempt counts
+    assert row["result_key"] == f"results/{task_id}-2.mp4"
+    assert f"task {task_id} claimed by {second.name} (attempt 2)" in second.log()
+    assert_full_video(result_of(server, task_id, tmp_path)[1])
+    assert ledger_kinds(data, task_id) == ["capture", "reserve"]
 
-        frozen.send(signal.SIGCONT)
-        # It learns at its next heartbeat that attempt 1 lost the task and stops the engine,
-        # or, if the render ends first, its result is refused by the attempt fence.
-        told = (
-            f"task {task_id}: stopping the engine (lost)",
-            f"task {task_id}: attempt 1 no longer holds it; result dropped",
-        )
-        scratch = data / "files" / "tmp"
-        wait_until(
-            lambda: any(line in frozen.log() for line in told) and not any(scratch.iterdir()),
-            "the resumed worker to give the task up",
-        )
-        assert frozen.running(), frozen.log()  # it lives on, ready for more
 
-        after = task_row(data, task_id)
-        assert after["status"] == "completed"
-        assert after["attempt"] == 2
-        assert after["result_key"] == row["result_key"]
-        assert after["finished_at"] == row["finished_at"]
-        assert digest(result_file) == before
-        assert not (data / "files" / "results" / f"{task_id}-1.mp4").exists()
-        later_url, _ = result_of(server, task_id, tmp_path)
-        assert urlsplit(later_url).path == urlsplit(url).path
-        assert ledger_kinds(data, task_id) == ["capture", "reserve"]
-    finally:
-        for worker in workers:
-            worker.kill()
-        server.stop()
+def test_frozen_worker_that_resumes_after_losing_its_lease_changes_nothing(
+    tmp_path: Path, spawned: Spawned
+) -> None:
+    data = tmp_path / "data"
+    server = ServerProcess(data, SHORT_LEASE)
+    spawned.append(server)
+    server.start()
+    frozen = WorkerProcess(data, SHORT_LEASE)
+    spawned.append(frozen)
+    frozen.start()
+    task_id = create_task(server)
+    wait_until_claimed(frozen, task_id, attempt=1)
+    freeze(frozen, data)
+    still_rendering(data, task_id, attempt=1)
+
+    rescuer = WorkerProcess(data, SHORT_LEASE)
+    spawned.append(rescuer)
+    rescuer.start()
+    row = wait_until(lambda: finished(data, task_id), f"{task_id} to finish")
+    assert row["status"] == "completed", row
+    assert row["attempt"] == 2
+    assert f"task {task_id} claimed by {rescuer.name} (attempt 2)" in rescuer.log()
+    url, video = result_of(server, task_id, tmp_path)
+    result_file = data / "files" / row["result_key"]
+    before = digest(result_file)
+    assert digest(video) == before
+
+    frozen.send(signal.SIGCONT)
+    # It learns at its next heartbeat that attempt 1 lost the task and stops the engine,
+    # or, if the render ends first, its result is refused by the attempt fence.
+    told = (
+        f"task {task_id}: stopping the engine (lost)",
+        f"task {task_id}: attempt 1 no longer holds it; result dropped",
+    )
+    scratch = data / "files" / "tmp"
+    wait_until(
+        lambda: any(line in frozen.log() for line in told) and not any(scratch.iterdir()),
+        "the resumed worker to give the task up",
+    )
+    assert frozen.running(), frozen.log()  # it lives on, ready for more
+
+    after = task_row(data, task_id)
+    assert after["status"] == "completed"
+    assert after["attempt"] == 2
+    assert after["result_key"] == row["result_key"]
+    assert after["finished_at"] == row["finished_at"]
+    assert digest(result_file) == before
+    assert not (data / "files" / "results" / f"{task_id}-1.mp4").exists()
+    later_url, _ = result_of(server, task_id, tmp_path)
+    assert urlsplit(later_url).path == urlsplit(url).path
+    assert ledger_kinds(data, task_id) == ["capture", "reserve"]
 
 
 def raw_create(port: int, key: str) -> bytes:
@@ -346,65 +353,60 @@ def test_create_retried_after_the_server_was_killed_before_answering_is_replayed
 
 
 def test_sigterm_without_grace_hands_the_task_back_without_using_an_attempt(
-    tmp_path: Path,
+    tmp_path: Path, spawned: Spawned
 ) -> None:
     data = tmp_path / "data"
     server = ServerProcess(data, NO_WORKERS)
-    workers: list[WorkerProcess] = []
-    try:
-        server.start()
-        stopping = WorkerProcess(data, {"VIDGATE_SHUTDOWN_GRACE_SECONDS": "0"})
-        workers.append(stopping)
-        stopping.start()
-        task_id = create_task(server)
-        wait_until_claimed(stopping, task_id, attempt=1)
-        stopping.send(signal.SIGTERM)
-        code = stopping.wait(timeout=15)
-        assert code is not None, f"no exit by itself after SIGTERM:\n{stopping.log()}"
-        assert code == 0, stopping.log()
-        assert f"task {task_id} handed back to the queue" in stopping.log()
-        row = task_row(data, task_id)
-        assert (row["status"], row["attempt"], row["retries"]) == ("pending", 1, 0)
-        assert row["lease_owner"] is None
+    spawned.append(server)
+    server.start()
+    stopping = WorkerProcess(data, {"VIDGATE_SHUTDOWN_GRACE_SECONDS": "0"})
+    spawned.append(stopping)
+    stopping.start()
+    task_id = create_task(server)
+    wait_until_claimed(stopping, task_id, attempt=1)
+    stopping.send(signal.SIGTERM)
+    code = stopping.wait(timeout=15)
+    assert code is not None, f"no exit by itself after SIGTERM:\n{stopping.log()}"
+    assert code == 0, stopping.log()
+    assert f"task {task_id} handed back to the queue" in stopping.log()
+    row = task_row(data, task_id)
+    assert (row["status"], row["attempt"], row["retries"]) == ("pending", 1, 0)
+    assert row["lease_owner"] is None
 
-        successor = WorkerProcess(data, {})
-        workers.append(successor)
-        successor.start()
-        row = wait_until(lambda: finished(data, task_id), f"{task_id} to finish")
-        assert row["status"] == "completed", row
-        assert (row["attempt"], row["retries"]) == (2, 0)
-        assert f"task {task_id} claimed by {successor.name} (attempt 2)" in successor.log()
-        assert_full_video(result_of(server, task_id, tmp_path)[1])
-        assert ledger_kinds(data, task_id) == ["capture", "reserve"]
-    finally:
-        for worker in workers:
-            worker.kill()
-        server.stop()
+    successor = WorkerProcess(data, {})
+    spawned.append(successor)
+    successor.start()
+    row = wait_until(lambda: finished(data, task_id), f"{task_id} to finish")
+    assert row["status"] == "completed", row
+    assert (row["attempt"], row["retries"]) == (2, 0)
+    assert f"task {task_id} claimed by {successor.name} (attempt 2)" in successor.log()
+    assert_full_video(result_of(server, task_id, tmp_path)[1])
+    assert ledger_kinds(data, task_id) == ["capture", "reserve"]
 
 
-def test_sigterm_with_grace_lets_the_running_render_finish_then_exits(tmp_path: Path) -> None:
+def test_sigterm_with_grace_lets_the_running_render_finish_then_exits(
+    tmp_path: Path, spawned: Spawned
+) -> None:
     data = tmp_path / "data"
     server = ServerProcess(data, NO_WORKERS)
+    spawned.append(server)
     worker = WorkerProcess(data, {"VIDGATE_SHUTDOWN_GRACE_SECONDS": "30"})
-    try:
-        server.start()
-        worker.start()
-        task_id = create_task(server)
-        wait_until_claimed(worker, task_id, attempt=1)
-        still_rendering(data, task_id, attempt=1)
-        worker.send(signal.SIGTERM)
-        assert worker.wait(timeout=60) == 0, worker.log()
+    spawned.append(worker)
+    server.start()
+    worker.start()
+    task_id = create_task(server)
+    wait_until_claimed(worker, task_id, attempt=1)
+    still_rendering(data, task_id, attempt=1)
+    worker.send(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0, worker.log()
 
-        log = worker.log()
-        stopping = log.index("vidgate worker: stopping")
-        assert "shutting down: 1 task(s) get 30 s to finish" in log
-        assert log.index(f"task {task_id} completed") > stopping  # SIGTERM came mid-render
-        assert "handed back" not in log
-        row = task_row(data, task_id)
-        assert row["status"] == "completed", row
-        assert (row["attempt"], row["retries"]) == (1, 0)
-        assert_full_video(result_of(server, task_id, tmp_path)[1])
-        assert ledger_kinds(data, task_id) == ["capture", "reserve"]
-    finally:
-        worker.kill()
-        server.stop()
+    log = worker.log()
+    stopping = log.index("vidgate worker: stopping")
+    assert "shutting down: 1 task(s) get 30 s to finish" in log
+    assert log.index(f"task {task_id} completed") > stopping  # SIGTERM came mid-render
+    assert "handed back" not in log
+    row = task_row(data, task_id)
+    assert row["status"] == "completed", row
+    assert (row["attempt"], row["retries"]) == (1, 0)
+    assert_full_video(result_of(server, task_id, tmp_path)[1])
+    assert ledger_kinds(data, task_id) == ["capture", "reserve"]
