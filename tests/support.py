@@ -113,7 +113,7 @@ class StaticServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def base_url(self) -> str:
@@ -365,3 +365,43 @@ def assert_error(
     if param is not None:
         assert error.get("param") == param
     return error
+
+
+class RemoteWorkerProcess(WorkerProcess):
+    """``python -m vidgate worker --server URL --token TOKEN``: a worker that reaches the API
+    over HTTP only. Its data dir holds scratch files and never a database."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        server: str,
+        token: str,
+        env: dict[str, str] | None = None,
+        *,
+        program: list[str] | None = None,
+    ) -> None:
+        super().__init__(data_dir, env or {})
+        self.server = server
+        self.token = token
+        # What runs instead of ``-m vidgate worker`` (a script with a test engine), if anything.
+        self.program = program or ["-m", "vidgate", "worker"]
+        # The token reaches the process in its environment, not on a command line others see.
+        self.env["VIDGATE_WORKER_TOKEN"] = token
+        self.env.pop("VIDGATE_DATABASE_URL", None)
+
+    def start(self, timeout: float = 60.0) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, *self.program, "--server", self.server],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "vidgate worker:" in self.log():
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"vidgate worker --server exited early:\n{self.log()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"vidgate worker --server did not start:\n{self.log()}")

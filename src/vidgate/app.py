@@ -19,8 +19,12 @@ from vidgate.api import (
     keys,
     models,
     tasks,
+    uploads,
     videos,
+    worker_api,
 )
+from vidgate.dashboard import router as dashboard_router
+from vidgate.metrics import RequestTimer
 from vidgate.queue.runner import BackgroundRunner
 from vidgate.services import Services
 
@@ -53,10 +57,24 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = services
-    app.middleware("http")(services.metrics.time_request)
+    app.add_middleware(RequestTimer, metrics=services.metrics)
     errors.install(app)
-    for module in (videos, tasks, callbacks, models, credits, keys, admin, files, health):
+    for module in (
+        videos,
+        tasks,
+        callbacks,
+        models,
+        credits,
+        keys,
+        admin,
+        uploads,
+        files,
+        health,
+    ):
         app.include_router(module.router, responses=errors.ERROR_RESPONSES)
+    app.include_router(worker_api.router)
+    app.include_router(worker_api.admin_router, responses=errors.ERROR_RESPONSES)
+    app.include_router(dashboard_router)  # the web pages: public, left out of the schema
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -17,7 +17,8 @@ SPEC.md §5. The class docstring is the default message.
     ├── MethodNotAllowed          405 method_not_allowed
     ├── Conflict                  409 conflict
     │   ├── TaskNotCancellable    409 task_not_cancellable
-    │   └── IdempotencyConflict   409 idempotency_conflict
+    │   ├── IdempotencyConflict   409 idempotency_conflict
+    │   └── StaleAttempt          409 stale_attempt  (a remote worker's attempt was superseded)
     ├── IdempotencyMismatch       422 idempotency_key_reused
     ├── RequestTooLarge           413 request_too_large
     ├── RateLimited               429 rate_limit_exceeded
@@ -150,6 +151,12 @@ class IdempotencyConflict(Conflict):
     """A request with this Idempotency-Key is still being processed; retry shortly."""
 
     code = "idempotency_conflict"
+
+
+class StaleAttempt(Conflict):
+    """This attempt no longer holds the task: it was handed to another worker, or ended."""
+
+    code = "stale_attempt"
 
 
 class IdempotencyMismatch(VidgateError):

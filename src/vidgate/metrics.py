@@ -7,11 +7,10 @@ the same, true numbers, whichever process did the work.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vidgate.engines.health import EngineHealth
 from vidgate.store import callback_rows, task_queries
@@ -78,14 +77,36 @@ class Metrics:
             self.engine_healthy.labels(name).set(1 if self.health.healthy(name) else 0)
         return generate_latest(self.registry)
 
-    async def time_request(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
+        template = getattr(scope.get("route"), "path", "unmatched")
+        self.requests.labels(template, scope["method"], str(status)).observe(seconds)
+
+
+class RequestTimer:
+    """Plain ASGI middleware timing every HTTP request by route template, method and status.
+
+    Not Starlette's ``BaseHTTPMiddleware``: that one costs a task and a stream per request.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        self.requests.labels(template, request.method, str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        return response
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            # The router writes the matched route into this same scope.
+            self.metrics.observe(scope, status, time.perf_counter() - started)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from vidgate.auth.accounts import AccountService, CreatedAccount
 from vidgate.auth.rate_limit import RateLimiter
+from vidgate.auth.worker_tokens import WorkerTokenService
 from vidgate.billing.ledger import LedgerService
 from vidgate.engines.base import Engine
 from vidgate.engines.config import load_model_config
@@ -18,9 +20,11 @@ from vidgate.engines.health import EngineHealth
 from vidgate.engines.preview import PreviewEngine
 from vidgate.engines.registry import ModelRegistry
 from vidgate.media.egress import EgressPolicy, Resolver
-from vidgate.media.files import LocalFileStore
+from vidgate.media.files import FileStore, LocalFileStore, check_key
 from vidgate.media.signing import UrlSigner
+from vidgate.media.uploads import Uploads
 from vidgate.metrics import Metrics
+from vidgate.queue.gateway import WorkerGateway
 from vidgate.queue.reaper import Reaper
 from vidgate.queue.runs import TaskRuns
 from vidgate.settings import Settings
@@ -46,8 +50,9 @@ class Services:
     reaper: Reaper
     registry: ModelRegistry
     engines: Mapping[str, Engine]
-    files: LocalFileStore
+    files: FileStore
     signer: UrlSigner
+    uploads: Uploads
     presenter: TaskPresenter
     egress: EgressPolicy
     limiter: RateLimiter
@@ -57,6 +62,8 @@ class Services:
     idempotency: IdempotencyService
     metrics: Metrics
     health: EngineHealth
+    worker_tokens: WorkerTokenService
+    gateway: WorkerGateway
 
     async def close(self) -> None:
         for engine in self.engines.values():
@@ -82,7 +89,7 @@ async def open_services(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
     await db.migrate()
-    files = LocalFileStore(settings.files_dir)
+    files = await _file_store(settings)
     egress = EgressPolicy(
         allow=settings.egress_allow, ca_bundle=settings.egress_ca_bundle, resolver=resolver
     )
@@ -93,13 +100,15 @@ async def open_services(
         registry = config.registry
         for name, reason in config.skipped.items():
             log.info("engine %s is not configured: %s", name, reason)
-        image_url = _input_urls(settings, files, signer) if settings.public_url else None
+        image_url = _input_urls(settings, signer) if settings.public_url else None
         engines = engines or build_engines(config.engines, image_url=image_url)
     engines = engines or {"preview": PreviewEngine()}
     missing = {spec.engine for spec in registry} - set(engines)
     if missing:
         raise ValueError(f"models name engines that are not configured: {sorted(missing)}")
-    presenter = TaskPresenter(signer, registry, url_ttl_seconds=settings.result_url_ttl_seconds)
+    presenter = TaskPresenter(
+        signer, registry, url_ttl_seconds=settings.result_url_ttl_seconds, files=files
+    )
     tasks = TaskService(
         db,
         registry,
@@ -115,6 +124,8 @@ async def open_services(
         db, egress, webhook_secrets, concurrency=settings.callback_concurrency
     )
     tasks.callbacks_due = dispatcher.notify
+    uploads = Uploads(files, signer, clock=tasks.clock)
+    tasks.read_upload = uploads.read
     health = EngineHealth()
     runs = TaskRuns(tasks, lease_seconds=settings.lease_seconds)
     return Services(
@@ -129,6 +140,7 @@ async def open_services(
         engines=engines,
         files=files,
         signer=signer,
+        uploads=uploads,
         presenter=presenter,
         egress=egress,
         limiter=RateLimiter(settings.redis_url),
@@ -138,6 +150,13 @@ async def open_services(
         idempotency=IdempotencyService(db),
         metrics=Metrics(db, health, engines),
         health=health,
+        worker_tokens=WorkerTokenService(db),
+        gateway=WorkerGateway(
+            runs,
+            files,
+            poll_interval=settings.poll_interval_seconds,
+            max_result_bytes=settings.worker_result_max_bytes,
+        ),
     )
 
 
@@ -148,17 +167,45 @@ async def bootstrap(services: Services) -> CreatedAccount | None:
     )
 
 
-def _input_urls(
-    settings: Settings, files: LocalFileStore, signer: UrlSigner
-) -> Callable[[Path], str]:
+async def _file_store(settings: Settings) -> FileStore:
+    """The bucket when VIDGATE_S3_BUCKET is set, else the data dir."""
+    if not settings.s3_bucket:
+        return LocalFileStore(settings.files_dir)
+    from vidgate.media.s3 import MAX_PRESIGN_SECONDS, S3FileStore  # boto3 only when used
+
+    presign = settings.s3_result_urls == "presigned"
+    if presign and settings.result_url_ttl_seconds + 3600 > MAX_PRESIGN_SECONDS:
+        raise ValueError(
+            "VIDGATE_RESULT_URL_TTL_SECONDS is at most 601200 with VIDGATE_S3_RESULT_URLS="
+            "presigned: S3 refuses presigned URLs that live longer than 7 days"
+        )
+    store = S3FileStore(
+        settings.s3_bucket,
+        scratch=settings.data_dir / "tmp",
+        prefix=settings.s3_prefix,
+        endpoint_url=settings.s3_endpoint_url,
+        public_endpoint_url=settings.s3_public_endpoint_url,
+        region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=settings.s3_secret_access_key,
+        addressing_style=settings.s3_addressing_style,
+        presign=presign,
+    )
+    await asyncio.to_thread(store.check)
+    return store
+
+
+def _input_urls(settings: Settings, signer: UrlSigner) -> Callable[[Path], str]:
     """Signed public URLs of stored inputs, for engines whose upstream fetches images by URL.
 
-    The expiry comes from the file, not the clock, so a retried upstream create sends the same
-    body (an upstream honouring Idempotency-Key would otherwise refuse it as a different one).
+    A worker keeps each input at ``<work dir>/<key>``, with the stored file's modification
+    time. The expiry comes from that time, not the clock, so a retried upstream create sends
+    the same body (an upstream honouring Idempotency-Key would otherwise refuse it as a
+    different one).
     """
 
     def image_url(path: Path) -> str:
-        key = path.resolve().relative_to(files.root).as_posix()
+        key = check_key("/".join(path.parts[-3:]))  # inputs/<task>/<n>.<ext>
         earliest = int(path.stat().st_mtime) + settings.result_url_ttl_seconds
         return signer.sign(key, expires=-(-earliest // 3600) * 3600)
 

@@ -54,10 +54,42 @@ class Settings(BaseSettings):
     retention_days: float = Field(
         default=7, gt=0, description="Finished tasks and their files are kept this long"
     )
+    s3_bucket: str | None = Field(
+        default=None, description="Keep inputs and results in this S3 bucket, not the data dir"
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint (MinIO, R2...); default: AWS"
+    )
+    s3_public_endpoint_url: str | None = Field(
+        default=None, description="The endpoint clients reach, for presigned URLs"
+    )
+    s3_region: str | None = None
+    s3_access_key_id: str | None = Field(default=None, repr=False)
+    s3_secret_access_key: str | None = Field(default=None, repr=False)
+    s3_prefix: str = Field(default="", description="Object names start with this folder")
+    s3_addressing_style: str = Field(default="auto", pattern="^(auto|path|virtual)$")
+    s3_result_urls: str = Field(
+        default="stream",
+        pattern="^(stream|presigned)$",
+        description="Result links stream through the API, or are the bucket's presigned URLs",
+    )
     models: Path | None = Field(
         default=None, description="The model registry file (TOML); default: the packaged one"
     )
     log_level: str = "INFO"
+    # Remote workers (``vidgate worker --server``): the API's side, then the worker host's.
+    worker_result_max_bytes: int = Field(
+        default=2 * 1024**3, gt=0, description="Largest video a remote worker may upload"
+    )
+    worker_claim_wait_seconds: float = Field(
+        default=25, ge=0, le=60, description="Longest a remote worker's claim is held open"
+    )
+    worker_server: str | None = Field(
+        default=None, description="A remote worker's API server URL (vidgate worker --server)"
+    )
+    worker_token: str | None = Field(
+        default=None, repr=False, description="A remote worker's token (wk-...)"
+    )
 
     @field_validator("egress_allow", mode="before")
     @classmethod

@@ -133,9 +133,11 @@ async def stack(
     primary: HookReceiver,
     secondary: HookReceiver,
     dns: FakeDNS,
+    database_url: str | None,
 ) -> AsyncIterator[Stack]:
     settings = Settings(
         data_dir=tmp_path / "data",
+        database_url=database_url,
         workers=0,
         egress_allow=frozenset({("hooks.test", primary.port), ("hooks.test", secondary.port)}),
         egress_ca_bundle=ca_file,

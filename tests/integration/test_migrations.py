@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
@@ -28,3 +30,18 @@ async def test_migrated_schema_matches_the_tables(tmp_path: Path) -> None:
         assert {"accounts", "api_keys", "tasks", "ledger_entries", "user_groups"} <= tables
     finally:
         await db.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_replicas_migrating_at_once_build_the_same_schema(
+    empty_postgres_url: str,
+) -> None:
+    replicas = [Database(empty_postgres_url) for _ in range(3)]
+    try:
+        # They take turns on an advisory lock; the later ones find the schema at head.
+        await asyncio.gather(*(db.migrate() for db in replicas))
+        async with replicas[0].read() as conn:
+            assert await conn.run_sync(_differences) == []
+    finally:
+        for db in replicas:
+            await db.close()

@@ -13,9 +13,14 @@ from vidgate.services import Services
 from vidgate.store.account_rows import Principal
 
 
-def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
+
+
+async def get_services(request: Request) -> Services:
+    """The dependency (async, so FastAPI does not send it to a thread pool on every request)."""
+    return services_of(request)
 
 
 async def get_principal(
@@ -23,7 +28,7 @@ async def get_principal(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
     """The caller, authenticated and counted against its key's requests-per-minute limit."""
-    services = get_services(request)
+    services = services_of(request)
     principal = await services.accounts.authenticate(authorization)
     per_minute = principal.group.rate_limit_per_minute
     if per_minute is None:

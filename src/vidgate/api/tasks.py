@@ -75,7 +75,10 @@ async def get_task(
         task = await services.tasks.wait_for_change(principal, task_id, wait)
     else:
         task = await services.tasks.get(principal, task_id)
-    return await task_response(services, task)
+    response = await task_response(services, task)
+    # Tells clients (the SDK's tasks.wait) that ?wait= long-polls here, and up to how long.
+    response.headers["X-Vidgate-Wait-Max"] = str(MAX_WAIT_SECONDS)
+    return response
 
 
 @router.post("/v1/tasks/{task_id}/cancel", response_model=TaskObject)

@@ -12,7 +12,7 @@ from vidgate.errors import Forbidden
 class UrlSigner:
     def __init__(self, secret: bytes, base_url: str) -> None:
         self._secret = secret
-        self._base_url = base_url.rstrip("/")
+        self.base_url = base_url.rstrip("/")
 
     def _signature(self, key: str, expires: int) -> str:
         message = f"{key}\n{expires}".encode()
@@ -21,7 +21,7 @@ class UrlSigner:
     def sign(self, key: str, *, expires: int) -> str:
         """The full URL of ``key`` under ``/files/``, valid until the unix time ``expires``."""
         query = urlencode({"expires": expires, "signature": self._signature(key, expires)})
-        return f"{self._base_url}/files/{quote(key)}?{query}"
+        return f"{self.base_url}/files/{quote(key)}?{query}"
 
     def verify(self, key: str, expires: str | None, signature: str | None, *, now: float) -> None:
         """Raise ``Forbidden`` unless the signature is ours and still in date."""

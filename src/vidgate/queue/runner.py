@@ -90,6 +90,7 @@ class BackgroundRunner:
                     swept = loop.time()
                     await self.services.reaper.purge_expired(retention)
                     await self.services.idempotency.forget_expired()
+                    await self.services.uploads.purge_expired()
             except Exception:
                 log.exception("lease reaper failed; retrying")
             with contextlib.suppress(TimeoutError):

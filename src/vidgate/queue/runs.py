@@ -24,7 +24,13 @@ class TaskRuns:
         self.tasks = tasks
         self.lease_seconds = lease_seconds
 
-    async def claim(self, worker: str, engines: Collection[str] | None = None) -> Task | None:
+    async def claim(
+        self,
+        worker: str,
+        engines: Collection[str] | None = None,
+        *,
+        models: Collection[str] | None = None,
+    ) -> Task | None:
         async with self.tasks.db.write() as conn:
             task = await task_rows.claim_task(
                 conn,
@@ -33,6 +39,7 @@ class TaskRuns:
                 lease_seconds=self.lease_seconds,
                 engines=engines,
                 max_run_seconds=self.tasks.max_run_seconds,
+                models=models,
             )
         if task is not None:
             log.info("task %s claimed by %s (attempt %d)", task.id, worker, task.attempt)

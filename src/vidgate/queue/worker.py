@@ -1,4 +1,9 @@
-"""The worker loop: claim the oldest pending task, run its engine, report, finish."""
+"""The worker loop: claim the oldest pending task, run its engine, report, finish.
+
+The loop does not know where tasks come from: a ``RunSource`` claims and reports. ``LocalRuns``
+is the database of this process (``TaskRuns``); ``queue.remote.RemoteRuns`` is an API server
+spoken to over HTTP, for workers on hosts that never touch the database.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,11 @@ import asyncio
 import contextlib
 import logging
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Awaitable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from vidgate.engines.base import (
     Engine,
@@ -19,14 +26,103 @@ from vidgate.engines.base import (
     GenerationRequest,
 )
 from vidgate.engines.health import ENGINE_FAULTS, EngineHealth
+from vidgate.engines.registry import ModelRegistry
 from vidgate.media.files import FileStore
 from vidgate.queue.runs import TaskRuns
+from vidgate.store.task_rows import Heartbeat
 from vidgate.tasks.model import Task, next_progress
 from vidgate.tasks.service import CANCELLED_MESSAGE
 
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 1.0
+T = TypeVar("T")
+
+
+class RunSource(Protocol):
+    """Where a worker gets its tasks and where it reports on them.
+
+    Every report names the task's attempt; a source refuses (``held=False``, or a None/False
+    answer) a report from an attempt that no longer holds the task.
+    """
+
+    registry: ModelRegistry
+
+    async def claim(self, worker: str, engines: Collection[str]) -> Task | None:
+        """A task for this worker, or None. A source that waits for one (a long poll) ends
+        the wait when the worker is told to stop."""
+        ...
+
+    async def idle(self, seconds: float) -> None:
+        """Wait before the next claim, at most ``seconds`` (less when work may be waiting)."""
+        ...
+
+    async def inputs(self, task: Task, workdir: Path) -> list[Path]:
+        """The task's input images as local files (copied into ``workdir`` when needed)."""
+        ...
+
+    async def heartbeat(self, task: Task, progress: int | None = None) -> Heartbeat: ...
+
+    async def complete(self, task: Task, output: Path) -> object: ...
+
+    async def fail(self, task: Task, code: str, message: str) -> object: ...
+
+    async def retry_or_fail(self, task: Task, reason: str) -> None: ...
+
+    async def hand_back(self, task: Task) -> bool: ...
+
+    def track(self, task_id: str, cancelled: threading.Event) -> None:
+        """While the task runs here, a cancel made in this process may set ``cancelled``."""
+        ...
+
+    def untrack(self, task_id: str) -> None: ...
+
+
+class LocalRuns:
+    """The source of a worker on the database: ``TaskRuns``, the process's wake-up hint and
+    its file store."""
+
+    def __init__(self, runs: TaskRuns, files: FileStore) -> None:
+        self.runs = runs
+        self.files = files
+        self.registry = runs.tasks.registry
+
+    async def claim(self, worker: str, engines: Collection[str]) -> Task | None:
+        return await self.runs.claim(worker, engines=engines)
+
+    async def idle(self, seconds: float) -> None:
+        await self.runs.tasks.wakeup.wait(seconds)
+
+    async def inputs(self, task: Task, workdir: Path) -> list[Path]:
+        return [await self._input(key, workdir) for key in task.image_keys]
+
+    async def _input(self, key: str, workdir: Path) -> Path:
+        # At its key's own path: the input URLs some engines send are derived from it.
+        local = workdir / key
+        if not await asyncio.to_thread(self.files.download_to, key, local):
+            raise FileNotFoundError(f"input file {key} is missing")
+        return local
+
+    async def heartbeat(self, task: Task, progress: int | None = None) -> Heartbeat:
+        return await self.runs.heartbeat(task, progress)
+
+    async def complete(self, task: Task, output: Path) -> Task | None:
+        return await self.runs.complete(task, output)
+
+    async def fail(self, task: Task, code: str, message: str) -> Task | None:
+        return await self.runs.fail(task, code, message)
+
+    async def retry_or_fail(self, task: Task, reason: str) -> None:
+        await self.runs.retry_or_fail(task, reason)
+
+    async def hand_back(self, task: Task) -> bool:
+        return await self.runs.hand_back(task)
+
+    def track(self, task_id: str, cancelled: threading.Event) -> None:
+        self.runs.tasks.running[task_id] = cancelled
+
+    def untrack(self, task_id: str) -> None:
+        self.runs.tasks.running.pop(task_id, None)
 
 
 @dataclass
@@ -39,6 +135,8 @@ class _Run:
     # Why the engine was told to stop: "cancelled" (by its owner or a deadline), "lost" (the
     # task was taken from this attempt), or "shutdown" (this process is stopping).
     stop_reason: str | None = None
+    # The video is made and being stored (or uploaded): the finish decides now, not a heartbeat.
+    delivering: bool = False
 
     def progress(self, fraction: float) -> None:
         self.fraction = max(self.fraction, min(1.0, fraction))
@@ -49,19 +147,21 @@ class Worker:
 
     def __init__(
         self,
-        runs: TaskRuns,
+        runs: TaskRuns | RunSource,
         engines: Mapping[str, Engine],
-        files: FileStore,
+        files: FileStore | None = None,
         *,
         name: str,
         scratch: Path,
         poll_interval: float = 0.5,
         health: EngineHealth | None = None,
     ) -> None:
-        self.runs = runs
-        self.service = runs.tasks
+        if isinstance(runs, TaskRuns):
+            if files is None:
+                raise ValueError("a worker on the database needs its file store")
+            runs = LocalRuns(runs, files)
+        self.runs: RunSource = runs
         self.engines = engines
-        self.files = files
         self.name = name
         self.scratch = scratch
         self.poll_interval = poll_interval
@@ -72,12 +172,12 @@ class Worker:
         log.info("worker %s started (engines: %s)", self.name, ", ".join(self.engines))
         while not stop.is_set():
             try:
-                task = await self.runs.claim(self.name, engines=list(self.engines))
+                task = await self.runs.claim(self.name, list(self.engines))
             except Exception:
                 log.exception("worker %s: claim failed; retrying", self.name)
                 task = None
             if task is None:
-                await self.service.wakeup.wait(self.poll_interval)
+                await until_stopped(stop, self.runs.idle(self.poll_interval))
                 continue
             if stop.is_set():
                 # Shutdown began while this claim was in flight: give it straight back.
@@ -92,7 +192,7 @@ class Worker:
 
     def _candidates(self, task: Task) -> list[str]:
         """The engines that may run the task here, healthy ones first (failover order)."""
-        spec = self.service.registry.models.get(task.model)
+        spec = self.runs.registry.models.get(task.model)
         listed = spec.candidates if spec is not None else (task.engine,)
         usable = [name for name in listed if name in self.engines] or [task.engine]
         return self.health.order(usable)
@@ -127,48 +227,63 @@ class Worker:
     async def run_task(self, task: Task) -> None:
         run = _Run(task, GenerationContext(progress=lambda f: None))
         run.context.progress = run.progress
-        request = GenerationRequest(
-            task_id=task.id,
-            prompt=task.prompt,
-            aspect_ratio="9:16" if task.aspect_ratio == "9:16" else "16:9",
-            images=[self._input_path(key) for key in task.image_keys],
-            options={},
-        )
         with tempfile.TemporaryDirectory(dir=self.scratch) as workdir:
+            request = GenerationRequest(
+                task_id=task.id,
+                prompt=task.prompt,
+                aspect_ratio="9:16" if task.aspect_ratio == "9:16" else "16:9",
+                images=await self.runs.inputs(task, Path(workdir)),
+                options={},
+            )
             output = Path(workdir) / "result.mp4"
+            # The heartbeat runs until the result is in: an upload to a remote server may
+            # outlast a lease.
             reporter = asyncio.create_task(self._report(run))
-            self.service.running[task.id] = run.context.cancelled
+            self.runs.track(task.id, run.context.cancelled)
             self.current = run
             try:
-                await self._generate(task, request, output, run.context)
+                if await self._run_engine(run, request, output):
+                    self.current = None
+                    run.delivering = True
+                    await self.runs.complete(task, output)
             except asyncio.CancelledError:
                 # The process is stopping past its grace period: hand the task back, not lose
                 # an attempt to an expired lease.
                 run.context.cancelled.set()
                 await asyncio.shield(self.runs.hand_back(task))
                 raise
-            except GenerationCancelled:
-                log.info("task %s: engine stopped (%s)", task.id, run.stop_reason or "cancelled")
-                if run.stop_reason == "shutdown":
-                    await self.runs.hand_back(task)
-                elif run.stop_reason != "lost":
-                    await self.runs.fail(task, "request_cancelled", CANCELLED_MESSAGE)
-                return
-            except EngineFailure as failure:
-                log.warning("task %s failed: %s (%s)", task.id, failure.code, failure.detail)
-                await self.runs.fail(task, failure.code, failure.message)
-                return
-            except Exception as crash:
-                log.exception("task %s: engine crashed", task.id)
-                await self.runs.retry_or_fail(task, f"the engine crashed ({type(crash).__name__})")
-                return
             finally:
                 self.current = None
-                self.service.running.pop(task.id, None)
+                self.runs.untrack(task.id)
                 reporter.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await reporter
-            await self.runs.complete(task, output)
+
+    async def _run_engine(self, run: _Run, request: GenerationRequest, output: Path) -> bool:
+        """True when the engine made the video and this attempt still holds the task; on
+        every other outcome the task is reported (failed, retried, handed back) here."""
+        task = run.task
+        try:
+            await self._generate(task, request, output, run.context)
+        except GenerationCancelled:
+            log.info("task %s: engine stopped (%s)", task.id, run.stop_reason or "cancelled")
+            if run.stop_reason == "shutdown":
+                await self.runs.hand_back(task)
+            elif run.stop_reason != "lost":
+                await self.runs.fail(task, "request_cancelled", CANCELLED_MESSAGE)
+            return False
+        except EngineFailure as failure:
+            log.warning("task %s failed: %s (%s)", task.id, failure.code, failure.detail)
+            await self.runs.fail(task, failure.code, failure.message)
+            return False
+        except Exception as crash:
+            log.exception("task %s: engine crashed", task.id)
+            await self.runs.retry_or_fail(task, f"the engine crashed ({type(crash).__name__})")
+            return False
+        if run.stop_reason == "lost":
+            log.info("task %s: the video is ready but this attempt lost the task", task.id)
+            return False
+        return True
 
     async def _report(self, run: _Run) -> None:
         """A heartbeat a second: it carries progress, renews the lease, and learns of cancels."""
@@ -178,10 +293,12 @@ class Worker:
             progress = next_progress(sent, run.fraction)
             try:
                 beat = await self.runs.heartbeat(run.task, progress)
-            except Exception:
-                log.exception("task %s: heartbeat failed; will retry", run.task.id)
+            except Exception as error:
+                log.warning("task %s: heartbeat failed (%r); will retry", run.task.id, error)
                 continue
             sent = progress
+            if run.delivering:
+                continue
             if not beat.held or beat.cancel_requested:
                 run.stop_reason = "cancelled" if beat.held else "lost"
                 log.warning("task %s: stopping the engine (%s)", run.task.id, run.stop_reason)
@@ -194,8 +311,18 @@ class Worker:
             self.current.stop_reason = "shutdown"
             self.current.context.cancelled.set()
 
-    def _input_path(self, key: str) -> Path:
-        path = self.files.path(key)
-        if path is None:
-            raise FileNotFoundError(f"input file {key} is missing")
-        return path
+
+async def until_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T | None:
+    """``work``'s result, or None as soon as ``stop`` is set (``work`` is then cancelled)."""
+    job = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({job, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not job.done():
+        job.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await job
+        return None
+    return job.result()

@@ -10,6 +10,8 @@ from sqlalchemy import Row, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vidgate.errors import Conflict
+from vidgate.store.database import upsert_insert
 from vidgate.store.tables import accounts, api_keys, server_state, user_groups
 
 
@@ -103,8 +105,10 @@ async def insert_account(
     is_admin: bool = False,
     user_group: str = "default",
 ) -> None:
-    await conn.execute(
-        insert(accounts).values(
+    """Raises Conflict when the name is taken (by a create that raced this one, too)."""
+    inserted = await conn.execute(
+        upsert_insert(conn, accounts)
+        .values(
             id=account_id,
             name=name,
             user_group=user_group,
@@ -112,7 +116,11 @@ async def insert_account(
             balance_cents=0,
             created_at=now,
         )
+        .on_conflict_do_nothing(index_elements=[accounts.c.name])
+        .returning(accounts.c.id)
     )
+    if inserted.first() is None:
+        raise Conflict(f"An account named {name!r} already exists.")
 
 
 async def find_account(conn: AsyncConnection, ref: str) -> Account | None:
@@ -151,11 +159,10 @@ async def upsert_group(conn: AsyncConnection, group: GroupLimits, *, now: float)
         "max_active_tasks": group.max_active_tasks,
         "updated_at": now,
     }
-    changed = await conn.execute(
-        update(user_groups).where(user_groups.c.name == group.name).values(**values)
+    upsert = upsert_insert(conn, user_groups).values(name=group.name, created_at=now, **values)
+    await conn.execute(
+        upsert.on_conflict_do_update(index_elements=[user_groups.c.name], set_=values)
     )
-    if not changed.rowcount:
-        await conn.execute(insert(user_groups).values(name=group.name, created_at=now, **values))
 
 
 async def insert_api_key(

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Row, and_, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vidgate.store.notices import notify
 from vidgate.store.tables import accounts, callback_attempts, callbacks
 
 
@@ -80,6 +81,7 @@ async def enqueue(
             updated_at=now,
         )
     )
+    await notify(conn, "callbacks")
 
 
 def _due(now: float) -> Any:
@@ -202,6 +204,7 @@ async def redeliver(conn: AsyncConnection, callback_id: str, *, now: float) -> N
             updated_at=now,
         )
     )
+    await notify(conn, "callbacks")
 
 
 async def get_secrets(conn: AsyncConnection, account_id: str) -> Secrets:

@@ -1,4 +1,4 @@
-"""The database handle: the async engine, SQLite's pragmas and locking, and migrations."""
+"""The database handle: the async engine, SQLite's pragmas and locking, migrations, notices."""
 
 from __future__ import annotations
 
@@ -10,13 +10,22 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from vidgate.errors import InvalidRequest
+from vidgate.store.notices import Handler, Listener, NoticeKind
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# PostgreSQL's "character not in repertoire": text with a NUL character, which SQLite stores.
+NUL_IN_TEXT = "22021"
+# Any fixed number: the transaction-scoped advisory lock that lets one replica migrate at a time.
+MIGRATION_LOCK = 0x76696467  # "vidg"
 
 
 class Database:
@@ -25,6 +34,11 @@ class Database:
     On SQLite a writing transaction starts with ``BEGIN IMMEDIATE``: a deferred transaction
     that reads and then writes can fail with SQLITE_BUSY whatever the busy timeout, because it
     asks for the write lock while holding a read snapshot another writer has moved past.
+
+    On PostgreSQL every transaction is READ COMMITTED: each statement sees what committed
+    before it began, and code that reads then writes relies on row locks instead, taken by a
+    conditional ``UPDATE ... WHERE`` (a compare-and-set that re-checks its condition after
+    waiting for the row) or ``SELECT ... FOR UPDATE [SKIP LOCKED]``.
     """
 
     def __init__(self, url: str) -> None:
@@ -34,29 +48,70 @@ class Database:
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs: dict[str, Any] = {}
         if not self.is_sqlite:
-            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            kwargs.update(
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=True,
+                isolation_level="READ COMMITTED",
+            )
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        self.listener: Listener | None = None
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+        elif self.url.get_backend_name() == "postgresql":
+            _, connect_args = self.engine.dialect.create_connect_args(self.url)
+            self.listener = Listener(connect_args)
         self._writer = self.engine.execution_options(vidgate_immediate=True)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
+        async with _client_errors(), self.engine.begin() as conn:
             yield conn
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        async with self._writer.begin() as conn:
+        async with _client_errors(), self._writer.begin() as conn:
             yield conn
 
+    def subscribe(self, kind: NoticeKind, handler: Handler) -> None:
+        """Call ``handler`` when any process sends a notice of ``kind`` (PostgreSQL only; the
+        first subscription starts this process's listener, so call it on the event loop)."""
+        if self.listener is not None:
+            self.listener.subscribe(kind, handler)
+
     async def migrate(self) -> None:
-        """Bring the schema to the newest revision (Alembic), inside one transaction."""
+        """Bring the schema to the newest revision (Alembic), inside one transaction.
+
+        Replicas starting together take turns: SQLite's write lock, PostgreSQL's advisory lock
+        (DDL is transactional there, so the second one finds the schema already at head).
+        """
         async with self.write() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
             await conn.run_sync(_upgrade)
 
     async def close(self) -> None:
+        if self.listener is not None:
+            await self.listener.close()
         await self.engine.dispose()
+
+
+@asynccontextmanager
+async def _client_errors() -> AsyncIterator[None]:
+    """Database refusals that are the client's doing become a 400, not a crash."""
+    try:
+        yield
+    except DBAPIError as error:
+        if getattr(error.orig, "sqlstate", None) == NUL_IN_TEXT:
+            raise InvalidRequest("Text cannot contain the NUL character (U+0000).") from error
+        raise
+
+
+def upsert_insert(conn: AsyncConnection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT with the dialect's ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def _upgrade(connection: Connection) -> None:

@@ -210,3 +210,16 @@ idempotency_keys = Table(
 )
 Index("ix_idempotency_keys_expires", idempotency_keys.c.expires_at)
 Index("ix_tasks_finished", tasks.c.status, tasks.c.finished_at)
+
+# Tokens of remote workers (``wk-...``): they may only speak the worker protocol. Stored hashed.
+worker_tokens = Table(
+    "worker_tokens",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Double, nullable=False),
+    Column("last_used_at", Double),
+    Column("revoked_at", Double),
+)

@@ -6,9 +6,10 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, case, func, insert, or_, select, update
+from sqlalchemy import Row, Select, and_, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vidgate.store.notices import notify, notify_clause
 from vidgate.store.tables import tasks
 from vidgate.tasks.model import Task, TaskError, TaskStatus
 
@@ -73,6 +74,7 @@ async def insert_task(conn: AsyncConnection, task: Task) -> None:
             deadline_at=task.deadline_at,
         )
     )
+    await notify(conn, "new")
 
 
 async def get_task(
@@ -107,6 +109,8 @@ async def request_cancel(conn: AsyncConnection, task_id: str, *, now: float) -> 
         .where(tasks.c.id == task_id, tasks.c.status == TaskStatus.PROCESSING.value)
         .values(cancel_requested=True, updated_at=now)
     )
+    if result.rowcount:
+        await notify(conn, "task", task_id)
     return bool(result.rowcount)
 
 
@@ -118,9 +122,10 @@ async def claim_task(
     lease_seconds: float,
     engines: Collection[str] | None = None,
     max_run_seconds: Callable[[str], float] = lambda model: 900.0,
+    models: Collection[str] | None = None,
 ) -> Task | None:
-    """Take the oldest pending task: processing, a lease, the next attempt number, and a run
-    deadline from its model."""
+    """Take the oldest pending task (of ``engines``, of ``models``): processing, a lease, the
+    next attempt number, and a run deadline from its model."""
     pick = (
         select(tasks.c.id, tasks.c.model)
         .where(tasks.c.status == TaskStatus.PENDING.value, tasks.c.available_at <= now)
@@ -129,6 +134,8 @@ async def claim_task(
     )
     if engines is not None:
         pick = pick.where(tasks.c.engine.in_(list(engines)))
+    if models is not None:
+        pick = pick.where(tasks.c.model.in_(list(models)))
     if conn.dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
     picked = (await conn.execute(pick)).first()
@@ -153,7 +160,10 @@ async def claim_task(
             .returning(*tasks.c)
         )
     ).first()
-    return to_task(row) if row else None
+    if row is None:
+        return None
+    await notify(conn, "task", task_id)
+    return to_task(row)
 
 
 @dataclass(frozen=True)
@@ -180,6 +190,12 @@ async def heartbeat(
         values["progress"] = func.max(tasks.c.progress, progress)
         if conn.dialect.name == "postgresql":
             values["progress"] = func.greatest(tasks.c.progress, progress)
+            # A heartbeat a second per task: notify waiters only when progress really moves.
+            await conn.execute(
+                select(notify_clause("task", tasks.c.id)).where(
+                    _held(task_id, attempt), tasks.c.progress < progress
+                )
+            )
     row = (
         await conn.execute(
             update(tasks)
@@ -238,7 +254,10 @@ async def finish_task(
     row = (
         await conn.execute(update(tasks).where(condition).values(**values).returning(*tasks.c))
     ).first()
-    return to_task(row) if row else None
+    if row is None:
+        return None
+    await notify(conn, "task", task_id)
+    return to_task(row)
 
 
 async def release_task(
@@ -271,32 +290,43 @@ async def release_task(
             updated_at=now,
         )
     )
-    return bool(result.rowcount)
+    if not result.rowcount:
+        return False
+    await notify(conn, "new")
+    await notify(conn, "task", task_id)
+    return True
 
 
 async def overdue(conn: AsyncConnection, *, now: float) -> list[Task]:
     """Unfinished tasks past the client's deadline, and running ones past their run limit."""
     unfinished = tasks.c.status.in_((TaskStatus.PENDING.value, TaskStatus.PROCESSING.value))
-    rows = await conn.execute(
-        select(tasks).where(
-            or_(
-                and_(unfinished, tasks.c.deadline_at < now),
-                and_(
-                    tasks.c.status == TaskStatus.PROCESSING.value,
-                    tasks.c.run_deadline_at < now,
-                ),
-            )
+    query = select(tasks).where(
+        or_(
+            and_(unfinished, tasks.c.deadline_at < now),
+            and_(
+                tasks.c.status == TaskStatus.PROCESSING.value,
+                tasks.c.run_deadline_at < now,
+            ),
         )
     )
+    rows = await conn.execute(_sweep(conn, query))
     return [to_task(row) for row in rows]
+
+
+def _sweep(conn: AsyncConnection, query: Select[Any]) -> Select[Any]:
+    """A sweep's rows in a fixed order; on PostgreSQL also locked, skipping those another
+    replica's sweep (or a worker's write) holds: two sweeps never wait on each other."""
+    query = query.order_by(tasks.c.id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return query
 
 
 async def expired_leases(conn: AsyncConnection, *, now: float) -> list[Task]:
     """Processing tasks whose worker stopped renewing its lease."""
-    rows = await conn.execute(
-        select(tasks).where(
-            tasks.c.status == TaskStatus.PROCESSING.value,
-            or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at < now),
-        )
+    query = select(tasks).where(
+        tasks.c.status == TaskStatus.PROCESSING.value,
+        or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at < now),
     )
+    rows = await conn.execute(_sweep(conn, query))
     return [to_task(row) for row in rows]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from vidgate.errors import VidgateError
 from vidgate.media.egress import EgressPolicy
-from vidgate.media.images import ImageInfo, fetch_image
+from vidgate.media.images import ImageInfo, fetch_image, validate_image
 from vidgate.tasks import validation
 
 
@@ -20,11 +20,23 @@ async def check_callback_url(egress: EgressPolicy, url: str) -> None:
         raise error.with_param("callback_url", f"callback_url: {error.message}") from None
 
 
-async def fetch_images(egress: EgressPolicy, urls: Sequence[str]) -> list[tuple[bytes, ImageInfo]]:
-    """Every image, fetched at once and validated; the first failure names its URL."""
+async def fetch_images(
+    egress: EgressPolicy,
+    urls: Sequence[str],
+    *,
+    local: Callable[[str], Awaitable[bytes | None]] | None = None,
+) -> list[tuple[bytes, ImageInfo]]:
+    """Every image, fetched at once and validated; the first failure names its URL.
+
+    ``local`` reads a URL this server can answer itself (an upload link) without the network;
+    it returns None for any other URL, which is then fetched through the egress policy.
+    """
 
     async def one(index: int, url: str) -> tuple[bytes, ImageInfo]:
         try:
+            data = None if local is None else await local(url)
+            if data is not None:
+                return data, await asyncio.to_thread(validate_image, data)
             return await fetch_image(egress, url)
         except VidgateError as error:
             message = f"image_urls[{index}] ({url}): {error.message}"

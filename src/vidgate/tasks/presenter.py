@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vidgate.engines.registry import ModelRegistry
+from vidgate.media.files import FileStore
 from vidgate.media.signing import UrlSigner
 from vidgate.tasks.model import Task, TaskStatus
 
@@ -67,17 +68,28 @@ class TaskPresenter:
         *,
         url_ttl_seconds: int,
         clock: Callable[[], float] = time.time,
+        files: FileStore | None = None,
     ) -> None:
         self.signer = signer
         self.registry = registry
         self.url_ttl_seconds = url_ttl_seconds
         self.clock = clock
+        # A store that hands out its own URLs (S3, presigned mode) serves results directly.
+        self.files = files
 
     def result_url(self, key: str) -> str:
         # Rounded up to the hour: the URL is the same all hour long (a callback and a poll of
         # the same moment agree) and always valid for at least the configured time.
         earliest = int(self.clock()) + self.url_ttl_seconds
-        return self.signer.sign(key, expires=-(-earliest // HOUR) * HOUR)
+        expires = -(-earliest // HOUR) * HOUR
+        if self.files is not None:
+            # Signed as of a time fixed by the expiry, an hour before the earliest moment
+            # that expiry is handed out: never in the future, and the same all hour long.
+            signed_at = expires - self.url_ttl_seconds - HOUR
+            url = self.files.presigned_url(key, expires=expires, signed_at=signed_at)
+            if url is not None:
+                return url
+        return self.signer.sign(key, expires=expires)
 
     def object(self, task: Task, *, queue_position: int | None = None) -> dict[str, Any]:
         url = self.result_url(task.result_key) if task.result_key is not None else None

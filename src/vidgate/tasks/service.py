@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +70,10 @@ class TaskPage:
     next_cursor: str | None
 
 
+async def _no_upload(url: str) -> bytes | None:
+    return None
+
+
 def encode_task_cursor(task: Task) -> str:
     return encode_cursor("t", repr(task.created_at), task.id)
 
@@ -118,6 +122,8 @@ class TaskService:
         self.presenter = presenter
         # Called when a finish enqueued a callback; the app points it at the dispatcher.
         self.callbacks_due: Callable[[], None] = lambda: None
+        # Reads this server's own upload links from the store (None: not an upload link).
+        self.read_upload: Callable[[str], Awaitable[bytes | None]] = _no_upload
         self.max_active_tasks = max_active_tasks
         self.clock = clock
         self.wakeup = Wakeup()
@@ -125,6 +131,10 @@ class TaskService:
         # through another replica reaches it at the worker's next heartbeat.
         self.running: dict[str, threading.Event] = {}
         self._watchers: dict[str, set[asyncio.Event]] = {}
+        # On PostgreSQL, other replicas' new tasks and task changes wake this one's workers and
+        # waits too (a hint: both also poll).
+        db.subscribe("new", lambda _: self.wakeup.notify())
+        db.subscribe("task", self.changed)
 
     # --- the public API's side -------------------------------------------------------------
 
@@ -145,7 +155,7 @@ class TaskService:
         validation.check_quality(request.quality, spec)
         if request.callback_url is not None:
             await check_callback_url(self.egress, request.callback_url)
-        images = await fetch_images(self.egress, urls)
+        images = await fetch_images(self.egress, urls, local=self.read_upload)
         if aspect == "auto":
             aspect = "16:9"
             if images and images[0][1].height > images[0][1].width:
@@ -264,8 +274,8 @@ class TaskService:
     async def wait_for_change(self, principal: Principal, task_id: str, seconds: float) -> Task:
         """The task once it changes (status or progress) or ``seconds`` pass, whichever first.
 
-        Changes made in this process wake the wait at once; others are seen by re-reading
-        the task every second.
+        Changes made in this process (and, on PostgreSQL, in any replica) wake the wait at
+        once; re-reading the task every second catches whatever a lost hint missed.
         """
         task = await self.get(principal, task_id)
         if task.status.is_terminal or seconds <= 0:

@@ -52,6 +52,8 @@ class CallbackDispatcher:
         self.token = "disp_" + secrets.token_hex(8)
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        # On PostgreSQL a callback enqueued by any replica wakes every dispatcher.
+        db.subscribe("callbacks", lambda _: self.notify())
 
     def notify(self) -> None:
         """A callback may have become due (a task finished in this process)."""

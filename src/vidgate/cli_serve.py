@@ -1,0 +1,95 @@
+"""What ``vidgate serve`` and ``vidgate worker`` run; only they import the server's modules."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from rich.console import Console
+
+from vidgate.app import create_app
+from vidgate.queue.remote_host import RemoteSetup, run_remote_workers
+from vidgate.queue.runner import BackgroundRunner
+from vidgate.services import bootstrap, open_services
+from vidgate.settings import Settings
+
+console = Console()
+log = logging.getLogger("vidgate")
+
+
+async def serve(settings: Settings) -> None:
+    services = await open_services(settings)
+    try:
+        created = await bootstrap(services)
+        if created is not None and settings.bootstrap_key:
+            console.print("vidgate created the admin account with VIDGATE_BOOTSTRAP_KEY.")
+        elif created is not None:
+            console.print(
+                "\n[bold]vidgate created the admin account.[/bold] Its API key, shown only now:"
+                f"\n\n    [bold green]{created.key}[/bold green]\n",
+                highlight=False,
+                soft_wrap=True,
+            )
+        for spec in services.registry:
+            embedded = " (the embedded default: a CPU preview renderer)"
+            note = embedded if spec.engine == "preview" else ""
+            log.info("model %s runs on engine %s%s", spec.name, spec.engine, note)
+        config = uvicorn.Config(
+            create_app(services),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
+        log.info("vidgate listening on %s", settings.base_url)
+        await DrainingServer(config, services.gateway.drain).serve()
+    finally:
+        await services.close()
+
+
+async def work_remote(
+    settings: Settings, server: str, token: str, setup: RemoteSetup, count: int
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await run_remote_workers(
+        settings, server=server, token=token, setup=setup, count=count, stop=stop
+    )
+
+
+async def work(settings: Settings, count: int) -> None:
+    services = await open_services(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    runner = BackgroundRunner(services, workers=count)
+    try:
+        await runner.start()
+        log.info("vidgate worker: %d worker(s) on %s", count, settings.resolved_database_url)
+        await stop.wait()
+        log.info("vidgate worker: stopping")
+        await runner.shutdown()
+    finally:
+        await services.close()
+
+
+class DrainingServer(uvicorn.Server):
+    """Tells the worker protocol's open claims to end as soon as shutdown begins, so a
+    restart never waits for long polls."""
+
+    def __init__(self, config: uvicorn.Config, drain: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.drain = drain
+        self.loop = asyncio.get_running_loop()
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        self.loop.call_soon_threadsafe(self.drain)

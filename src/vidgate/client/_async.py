@@ -1,0 +1,384 @@
+"""``AsyncClient``: the asyncio SDK, the same names as ``Client`` with ``await``."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from vidgate.client._download import ProgressCallback, Step, Transfer, target_path
+from vidgate.client._http import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    NOT_GIVEN,
+    USER_AGENT,
+    NotGiven,
+    Options,
+    Retry,
+    backoff,
+    connection_error,
+    drop_none,
+    generation_body,
+    idempotency_header,
+    missing_video,
+    parse,
+    retry_delay,
+    status_retryable,
+    task_path,
+    upload_missing,
+    upload_parts,
+    wait_transient,
+)
+from vidgate.client._wait import Pacer
+from vidgate.client.errors import (
+    APIStatusError,
+    ConflictError,
+    VidgateError,
+    WaitTimeout,
+    error_from_response,
+)
+from vidgate.client.types import Credits, Task, TaskPage, UploadedFile
+
+ImageSource = str | os.PathLike[str] | bytes
+
+
+class AsyncClient:
+    """An asyncio vidgate (or evolink) API client. ``api_key`` and ``base_url`` default to the
+    ``VIDGATE_API_KEY`` and ``VIDGATE_BASE_URL`` environment variables.
+
+    ``http_client`` lets you bring your own ``httpx.AsyncClient`` (proxies, TLS); ``sleep`` replaces
+    ``asyncio.sleep`` for every pause (retries and polling).
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        http_client: httpx.AsyncClient | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        self._options = Options.resolve(api_key, base_url, timeout, max_retries)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+        self._sleep = sleep or asyncio.sleep
+        self.videos = Videos(self)
+        self.tasks = Tasks(self)
+        self.files = Files(self)
+
+    @property
+    def base_url(self) -> str:
+        return self._options.base_url
+
+    @property
+    def max_retries(self) -> int:
+        return self._options.max_retries
+
+    async def close(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        retry: Retry = Retry.SAFE,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - one request's httpx timeout
+    ) -> httpx.Response:
+        """Send one API request, retrying per ``retry``; the 2xx answer or a VidgateError."""
+        options = self._options
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(
+                    method,
+                    options.url(path),
+                    json=json,
+                    params=params,
+                    headers={**options.headers, **(headers or {})},
+                    files=files,
+                    timeout=options.timeout if timeout is None else timeout,
+                )
+            except httpx.TransportError as exc:
+                error: VidgateError = connection_error(exc)
+                delay = retry_delay(attempt) if retry is not Retry.NEVER else None
+                cause: BaseException = exc
+            else:
+                if response.is_success:
+                    return response
+                error = error_from_response(response)
+                retryable = isinstance(error, APIStatusError) and status_retryable(retry, error)
+                delay = retry_delay(attempt, response.headers) if retryable else None
+                cause = error
+            error.attempts = attempt + 1
+            if delay is None or attempt >= options.max_retries:
+                raise error from (cause if cause is not error else None)
+            await self._sleep(delay)
+            attempt += 1
+
+    async def download(
+        self,
+        task_or_url: Task | str,
+        path: str | os.PathLike[str],
+        *,
+        on_progress: ProgressCallback | None = None,
+    ) -> Path:
+        """Save a task's video (or any result URL) to ``path`` (a file, or a directory to put
+        it in), resuming an interrupted transfer; ``on_progress(done, total)`` as it goes."""
+        url, fallback = await self._video_url(task_or_url)
+        url = self._options.url(url)
+        transfer = Transfer(url, target_path(path, url, fallback))
+        attempt = 0
+        while True:
+            before = transfer.offset()
+            try:
+                step = await self._transfer(transfer, on_progress)
+            except httpx.TransportError as exc:
+                if transfer.offset() > before:
+                    attempt = 0  # it moved forward: only failures in a row count
+                if attempt >= self._options.max_retries:
+                    raise connection_error(exc) from exc
+                await self._sleep(backoff(attempt))
+                attempt += 1
+                continue
+            except APIStatusError as error:
+                delay = retry_delay(attempt, error.headers)
+                if not status_retryable(Retry.SAFE, error) or delay is None:
+                    raise
+                if attempt >= self._options.max_retries:
+                    raise
+                await self._sleep(delay)
+                attempt += 1
+                continue
+            if step is Step.RESTART:
+                transfer.discard()
+                if attempt >= self._options.max_retries:
+                    raise VidgateError("The server keeps answering the wrong byte range.")
+                attempt += 1
+                continue
+            if step is Step.DONE or transfer.complete():
+                return transfer.finish()
+            attempt = 0 if transfer.offset() > before else attempt + 1
+
+    async def _transfer(self, transfer: Transfer, on_progress: ProgressCallback | None) -> Step:
+        headers = {"User-Agent": USER_AGENT, **transfer.request_headers()}
+        async with self._http.stream(
+            "GET", transfer.url, headers=headers, follow_redirects=True
+        ) as response:
+            step = transfer.accept(response)
+            if step is Step.ERROR:
+                await response.aread()
+                raise error_from_response(response)
+            if step is not Step.WRITE:
+                return step
+            if on_progress is not None:
+                await _call(on_progress, transfer.done, transfer.total)
+            with transfer.part.open(transfer.mode) as out:
+                async for chunk in response.aiter_raw():
+                    out.write(chunk)
+                    transfer.done += len(chunk)
+                    if on_progress is not None:
+                        await _call(on_progress, transfer.done, transfer.total)
+        return step
+
+    async def _video_url(self, task_or_url: Task | str) -> tuple[str, str]:
+        """(URL, file name to use in a directory) for a task, a task id or a URL."""
+        if isinstance(task_or_url, str) and ("://" in task_or_url or task_or_url.startswith("/")):
+            return task_or_url, "video.mp4"
+        task = task_or_url if isinstance(task_or_url, Task) else await self.tasks.get(task_or_url)
+        if task.video_url is None:
+            raise missing_video(task)
+        return task.video_url, f"{task.id}.mp4"
+
+    async def credits(self) -> Credits:
+        return parse(Credits, await self.request("GET", "/v1/credits"))
+
+
+class Videos:
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        model: str = "veo3.1-fast",
+        images: Sequence[ImageSource] | None = None,
+        image_urls: Sequence[str] | None = None,
+        aspect_ratio: str | None = None,
+        callback_url: str | None = None,
+        idempotency_key: str | bool | NotGiven | None = NOT_GIVEN,
+        cancel_after: float | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Task:
+        """Create a video task. ``images`` (local files or bytes) are uploaded first and follow
+        ``image_urls``: the first image is the first frame, a second one the last. A fresh
+        ``Idempotency-Key`` makes the create safe to retry; pass ``idempotency_key=None`` to
+        send none (and then it is never retried)."""
+        urls = list(image_urls or [])
+        urls += [(await self._client.files.upload(image)).url for image in images or ()]
+        body = generation_body(
+            prompt,
+            model=model,
+            image_urls=urls,
+            aspect_ratio=aspect_ratio,
+            callback_url=callback_url,
+            extra=extra,
+        )
+        headers = idempotency_header(idempotency_key)
+        if cancel_after is not None:
+            headers["Cancel-After"] = f"{cancel_after:g}"
+        retry = Retry.KEYED_CREATE if "Idempotency-Key" in headers else Retry.NEVER
+        response = await self._client.request(
+            "POST", "/v1/videos/generations", json=body, headers=headers, retry=retry
+        )
+        return parse(Task, response)
+
+
+class Tasks:
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def get(self, task_id: str) -> Task:
+        return parse(Task, await self._client.request("GET", task_path(task_id)))
+
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        model: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> TaskPage:
+        """One page of the caller's tasks, newest first; pass ``next_cursor`` for the next."""
+        params = drop_none(
+            {"status": status, "model": model, "limit": str(limit), "cursor": cursor}
+        )
+        return parse(TaskPage, await self._client.request("GET", "/v1/tasks", params=params))
+
+    async def iter(
+        self, *, status: str | None = None, model: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[Task]:
+        """Every task of the caller, newest first, following the cursors page by page."""
+        cursor: str | None = None
+        while True:
+            page = await self.list(status=status, model=model, limit=page_size, cursor=cursor)
+            for task in page.data:
+                yield task
+            if not page.has_more or not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
+    async def cancel(self, task_id: str) -> Task:
+        """Cancel a pending or processing task. Retried like a read: if an earlier attempt did
+        cancel it but its answer was lost, the retry's 409 is answered with the cancelled task."""
+        try:
+            response = await self._client.request("POST", task_path(task_id, "/cancel"))
+        except ConflictError as conflict:
+            if conflict.attempts > 1:
+                task = await self.get(task_id)
+                if task.cancelled:
+                    return task
+            raise
+        return parse(Task, response)
+
+    async def wait(
+        self,
+        task: Task | str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - the contract's name, as in Client
+        on_progress: Callable[[Task], object] | None = None,
+        poll_interval: float = 1.0,
+        max_poll_interval: float = 10.0,
+    ) -> Task:
+        """Wait until the task is completed or failed and return it (a failed task is returned,
+        not raised). ``on_progress(task)`` on every change seen; WaitTimeout past ``timeout``."""
+        task_id = task.id if isinstance(task, Task) else task
+        client = self._client
+        pacer = Pacer(timeout, poll_interval=poll_interval, max_poll_interval=max_poll_interval)
+        failures = 0
+        while True:
+            if pacer.expired():
+                raise WaitTimeout(
+                    f"Task {task_id} did not finish within {timeout:g} s.", task=pacer.last
+                )
+            hold = pacer.long_poll()
+            started = time.monotonic()
+            try:
+                response = await client.request(
+                    "GET",
+                    task_path(task_id),
+                    params=pacer.params(hold),
+                    timeout=client._options.timeout + hold,
+                )
+            except VidgateError as error:
+                failures += 1
+                if not wait_transient(error) or failures > client.max_retries:
+                    raise
+                await client._sleep(pacer.backoff_after_error(_retry_after(error)))
+                continue
+            failures = 0
+            current = parse(Task, response)
+            if pacer.observe(current, response.headers) and on_progress is not None:
+                await _call(on_progress, current)
+            if current.done:
+                return current
+            pause = pacer.pause(
+                held=hold, elapsed=time.monotonic() - started, headers=response.headers
+            )
+            if pause > 0:
+                await client._sleep(pause)
+
+
+class Files:
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def upload(self, file: ImageSource, *, filename: str | None = None) -> UploadedFile:
+        """Upload an image (a path or its bytes) for ``image_urls``: a vidgate extra."""
+        parts = upload_parts(file, filename)
+        try:
+            response = await self._client.request("POST", "/v1/files", files={"file": parts})
+        except APIStatusError as error:
+            missing = upload_missing(error)
+            if missing is error:
+                raise
+            raise missing from error
+        return parse(UploadedFile, response)
+
+
+def _retry_after(error: VidgateError) -> float | None:
+    value = getattr(error, "retry_after", None)
+    return value if isinstance(value, float) else None
+
+
+async def _call(callback: Callable[..., object], *args: object) -> None:
+    """Call a progress callback, awaiting it when it is a coroutine function's."""
+    result = callback(*args)
+    if inspect.isawaitable(result):
+        await result

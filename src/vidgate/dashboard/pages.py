@@ -1,0 +1,74 @@
+"""Serves the dashboard page at ``/`` and its files under ``/dashboard/static/``.
+
+The page holds no data and needs no key: everything it shows, its script fetches from the
+public API with the key the user typed, kept in the tab's sessionStorage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, Response
+
+from vidgate.api.deps import ServicesDep
+from vidgate.errors import NotFound
+
+router = APIRouter(include_in_schema=False)
+
+STATIC_DIR = Path(__file__).parent / "static"
+MEDIA_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+# Only these files are served: a name is looked up here, never joined to a path unchecked.
+STATIC_NAMES = frozenset({"app.js", "style.css", "favicon.svg"})
+COMMON_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def content_security_policy(public_url: str) -> str:
+    """No inline script or style; data only from this origin (and where result links point)."""
+    files = _origin(public_url)
+    return "; ".join(
+        (
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' blob: data:",
+            f"media-src 'self' {files}",
+            f"connect-src 'self' {files}",
+            "form-action 'self'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        )
+    )
+
+
+@router.get("/")
+async def page(services: ServicesDep) -> Response:
+    body = (STATIC_DIR / "index.html").read_bytes()
+    headers = {
+        **COMMON_HEADERS,
+        "Content-Security-Policy": content_security_policy(services.settings.base_url),
+        "X-Frame-Options": "DENY",
+    }
+    return Response(body, media_type="text/html; charset=utf-8", headers=headers)
+
+
+@router.get("/dashboard/static/{name}")
+async def static_file(name: str) -> FileResponse:
+    if name not in STATIC_NAMES:
+        raise NotFound("There is nothing at this path.")
+    path = STATIC_DIR / name
+    return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=COMMON_HEADERS)

@@ -1,0 +1,317 @@
+"""The dashboard in headless Chromium against the real server: the whole path a user walks."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from support import E2E_KEY, ServerProcess, assert_error, image_bytes, structured_image
+
+pytestmark = pytest.mark.slow
+
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+RENDER_TIMEOUT_MS = 240_000  # a busy 2-core machine; the preview engine takes seconds alone
+
+# Resolves with the <video>'s duration once its metadata loaded (rejects on a media error).
+VIDEO_DURATION = """() => new Promise((resolve, reject) => {
+  const video = document.querySelector('#task-video');
+  if (video.readyState >= 1) { resolve(video.duration); return; }
+  video.addEventListener('loadedmetadata', () => resolve(video.duration));
+  video.addEventListener('error', () => reject(new Error('media error ' + video.error.code)));
+})"""
+
+# Plays it (muted, as autoplay rules want) and resolves once frames have really advanced.
+VIDEO_PLAYS = """() => new Promise((resolve, reject) => {
+  const video = document.querySelector('#task-video');
+  video.muted = true;
+  video.addEventListener('timeupdate', () => {
+    if (video.currentTime > 0.25) { video.pause(); resolve(video.currentTime); }
+  });
+  video.play().catch(reject);
+})"""
+
+# Seeks to a moment and resolves once that frame is shown.
+VIDEO_SEEK = """(seconds) => new Promise((resolve) => {
+  const video = document.querySelector('#task-video');
+  video.addEventListener('seeked', () => resolve(video.currentTime), {once: true});
+  video.currentTime = seconds;
+})"""
+
+NO_HORIZONTAL_SCROLL = """() => {
+  const root = document.documentElement;
+  return {scroll: root.scrollWidth, client: root.clientWidth, body: document.body.scrollWidth};
+}"""
+
+
+def sign_in(page: Page, key: str) -> None:
+    page.fill("#api-key", key)
+    page.click("#sign-in-form button[type=submit]")
+    expect(page.locator("#topbar")).to_be_visible()
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def completed_task(server: ServerProcess, prompt: str) -> dict[str, object]:
+    """A task made through the API by the admin, waited on until it finished."""
+    with httpx.Client(base_url=server.url, headers=bearer(E2E_KEY), timeout=60) as http:
+        created = http.post(
+            "/v1/videos/generations", json={"model": "veo3.1-fast", "prompt": prompt}
+        )
+        assert created.status_code == 200, created.text
+        task: dict[str, object] = created.json()
+        for _ in range(20):
+            if task["status"] in ("completed", "failed"):
+                break
+            task = http.get(f"/v1/tasks/{task['id']}", params={"wait": 30}).json()
+        assert task["status"] == "completed", task
+        return task
+
+
+def test_a_user_signs_in_makes_a_video_watches_it_and_revokes_their_key(
+    page: Page,
+    server: ServerProcess,
+    shot: Callable[..., Path],
+    page_errors: list[str],
+    tmp_path: Path,
+) -> None:
+    page.goto("/")
+    expect(page.locator("#sign-in-form")).to_be_visible()
+    sign_in(page, E2E_KEY)
+    expect(page.locator("#admin-nav")).to_be_visible()
+
+    # A new key, shown once with its warning and a copy button.
+    page.click("nav a[data-page=keys]")
+    page.fill("#key-name", "browser <b>test</b>")
+    page.click("#key-form button[type=submit]")
+    expect(page.locator("#new-key .warning")).to_contain_text("will not be shown again")
+    expect(page.locator("#copy-key")).to_be_visible()
+    new_key = page.input_value("#new-key-value")
+    assert new_key.startswith("sk-")
+    # The name is data: shown as text, never parsed as markup.
+    row = page.locator("#keys-table tbody tr", has_text="browser <b>test</b>")
+    expect(row).to_have_count(1)
+    expect(page.locator("#keys-table b")).to_have_count(0)
+    shot("keys")
+
+    # Sign out, then in with the new key (of the same, admin, account): it lives in the tab's
+    # sessionStorage only.
+    page.click("#sign-out")
+    expect(page.locator("#sign-in-form")).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+    sign_in(page, new_key)
+    expect(page.locator("#who")).to_contain_text(new_key[:11])
+    assert page.evaluate("sessionStorage.getItem('vidgate.apiKey')") == new_key
+    assert page.evaluate("localStorage.length") == 0
+    assert page.context.cookies() == []
+
+    # A video from the form, with one uploaded image.
+    picture = tmp_path / "first frame.png"
+    picture.write_bytes(image_bytes(structured_image(640, 360, seed=7)))
+    page.click("nav a[data-page=create]")
+    expect(page.locator("#model option[value='veo3.1-fast']")).to_have_count(1)
+    prompt = "A red fox running through fresh snow"
+    page.fill("#prompt", prompt)
+    expect(page.locator("#prompt-count")).to_have_text(f"{len(prompt)} / 1000 characters")
+    page.select_option("#aspect-ratio", "16:9")
+    page.set_input_files("#images", str(picture))
+    preview = page.locator("#image-previews img")
+    expect(preview).to_have_count(1)
+    assert (
+        page.evaluate(
+            "() => new Promise(r => { const i = document.querySelector('#image-previews img');"
+            " if (i.complete) r(i.naturalWidth); else i.onload = () => r(i.naturalWidth); })"
+        )
+        == 640
+    )
+    shot("create")
+    page.click("#create-submit")
+    page.wait_for_url(re.compile(r".*#/tasks/task-unified-[^/]+$"))
+    task_id = page.url.rsplit("/", 1)[1]
+
+    # The live view follows it to the end.
+    expect(page.locator("#task-status")).to_have_text("completed", timeout=RENDER_TIMEOUT_MS)
+    expect(page.locator("#task-progress")).to_have_text("100%")
+    expect(page.locator("#task-progress-bar")).to_have_attribute("value", "100")
+    expect(page.locator("#cancel-task")).to_be_hidden()
+    expect(page.locator("#task-callbacks")).to_contain_text("No callback URL")
+
+    # The <video> reads its metadata and really plays (Chromium decodes the H.264).
+    duration = page.evaluate(VIDEO_DURATION)
+    assert 7.9 <= duration <= 8.1
+    assert page.evaluate(VIDEO_PLAYS) > 0.25
+    assert page.evaluate(VIDEO_SEEK, 4.0) == 4.0
+    shot("task")
+    if os.environ.get("VIDGATE_DOCS_SCREENSHOT"):  # refreshes docs/dashboard.png on request
+        page.screenshot(path=str(DOCS_SCREENSHOT))
+
+    # The download link is the same signed MP4: decode it.
+    href = page.get_attribute("#download-link", "href")
+    assert href == page.get_attribute("#task-video", "src")
+    assert href is not None
+    download = httpx.get(href, timeout=60)
+    assert download.status_code == 200
+    assert download.headers["content-type"] == "video/mp4"
+    video_file = tmp_path / "downloaded.mp4"
+    video_file.write_bytes(download.content)
+    with av.open(str(video_file)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (1280, 720)
+        assert sum(1 for _ in container.decode(stream)) == 192
+
+    # The list shows it completed.
+    page.click("nav a[data-page=tasks]")
+    listed = page.locator(f"#tasks-table tr[data-task-id='{task_id}']")
+    expect(listed).to_have_attribute("data-status", "completed")
+    expect(listed).to_contain_text("100%")
+    shot("tasks")
+
+    # Revoking the key in use: the next request is refused and the page says so.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("nav a[data-page=keys]")
+    mine = page.locator("#keys-table tbody tr", has_text="this key")
+    expect(mine).to_have_count(1)
+    mine.locator("button", has_text="Revoke").click()
+    expect(page.locator("#sign-in-form")).to_be_visible()
+    expect(page.locator("#sign-in-notice")).to_contain_text("not valid, has expired or was revoked")
+    expect(page.locator("#topbar")).to_be_hidden()
+    assert page.evaluate("sessionStorage.length") == 0
+    shot("revoked")
+    refused = httpx.get(f"{server.url}/v1/credits", headers=bearer(new_key), timeout=30)
+    assert_error(refused, 401, "unauthorized")
+
+    assert page_errors == []
+
+
+def test_a_wrong_key_shows_the_servers_message_and_stores_nothing(
+    page: Page, shot: Callable[..., Path], page_errors: list[str]
+) -> None:
+    page.goto("/")
+    page.fill("#api-key", "sk-not-a-real-key")
+    page.click("#sign-in-form button[type=submit]")
+    expect(page.locator("#sign-in-error")).to_contain_text(
+        "The API key is not valid, has expired or was revoked."
+    )
+    expect(page.locator("#topbar")).to_be_hidden()
+    assert page.evaluate("sessionStorage.length + localStorage.length") == 0
+    shot("wrong-key")
+    assert page_errors == []
+
+
+def test_an_admin_tops_up_an_account_and_sees_it_in_the_ledger(
+    page: Page, server: ServerProcess, shot: Callable[..., Path], page_errors: list[str]
+) -> None:
+    with httpx.Client(base_url=server.url, headers=bearer(E2E_KEY), timeout=30) as http:
+        created = http.post("/admin/accounts", json={"name": "carol", "credits": "5"})
+        assert created.status_code == 200, created.text
+        carol = created.json()
+
+    page.goto("/")
+    sign_in(page, E2E_KEY)
+    page.click("nav a[data-page=admin]")
+    row = page.locator(f"#accounts-table tr[data-account-id='{carol['id']}']")
+    expect(row).to_contain_text("5.00")
+    page.select_option("#topup-account", carol["id"])
+    page.fill("#topup-credits", "12.50")
+    page.fill("#topup-reason", "browser test")
+    page.click("#topup-form button[type=submit]")
+    expect(row).to_contain_text("17.50")
+    shot("accounts")
+
+    page.click("#sign-out")
+    sign_in(page, carol["key"])
+    expect(page.locator("#admin-nav")).to_be_hidden()
+    page.click("nav a[data-page=credits]")
+    expect(page.locator("#credits-remaining")).to_have_text("17.50")
+    top_up = page.locator("#ledger-table tbody tr", has_text="browser test")
+    expect(top_up).to_contain_text("+12.50")
+    shot("credits")
+    # A non-admin key cannot open the admin page by its address either.
+    page.goto("/#/admin")
+    expect(page.locator("h1")).to_have_text("Tasks")
+    assert page_errors == []
+
+
+def test_pending_tasks_update_live_and_cancel_from_their_page(
+    page: Page,
+    tmp_path: Path,
+    shot: Callable[..., Path],
+    page_errors: list[str],
+) -> None:
+    # No workers: tasks stay pending until something cancels them.
+    idle = ServerProcess(tmp_path / "data", {"VIDGATE_WORKERS": "0"})
+    idle.start()
+    try:
+        with httpx.Client(base_url=idle.url, headers=bearer(E2E_KEY), timeout=30) as http:
+            ids = []
+            for prompt in ("first, cancelled elsewhere", "second, cancelled here"):
+                created = http.post(
+                    "/v1/videos/generations", json={"model": "veo3.1-fast", "prompt": prompt}
+                )
+                assert created.status_code == 200, created.text
+                ids.append(created.json()["id"])
+            elsewhere, here = ids
+
+            page.goto(f"{idle.url}/#/tasks")
+            sign_in(page, E2E_KEY)
+            row = page.locator(f"#tasks-table tr[data-task-id='{elsewhere}']")
+            expect(row).to_have_attribute("data-status", "pending")
+            # The list follows unfinished rows: a cancel made through the API shows up.
+            assert http.post(f"/v1/tasks/{elsewhere}/cancel").status_code == 200
+            expect(row).to_have_attribute("data-status", "failed")
+
+            page.goto(f"{idle.url}/#/tasks/{here}")
+            expect(page.locator("#task-status")).to_have_text("pending")
+            expect(page.locator(".facts")).to_contain_text("Queue position")
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.click("#cancel-task")
+            expect(page.locator("#task-status")).to_have_text("failed")
+            expect(page.locator("#task-error-code")).to_have_text("request_cancelled")
+            expect(page.locator("#task-error-message")).to_have_text(
+                "The task was cancelled before it started."
+            )
+            expect(page.locator("#cancel-task")).to_be_hidden()
+            expect(page.locator("#task-video")).to_have_count(0)
+            shot("cancelled")
+            assert http.get(f"/v1/tasks/{here}").json()["status"] == "failed"
+    finally:
+        idle.stop()
+    assert page_errors == []
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_page_fits_a_phone_screen(
+    page: Page,
+    server: ServerProcess,
+    shot: Callable[..., Path],
+    page_errors: list[str],
+    scheme: str,
+) -> None:
+    task = completed_task(server, f"A lighthouse at dusk, {scheme}")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.emulate_media(color_scheme=scheme)
+    page.goto("/")
+    sign_in(page, E2E_KEY)
+    for name, hash_, ready in (
+        ("tasks", "#/tasks", f"#tasks-table tr[data-task-id='{task['id']}']"),
+        ("create", "#/create", "#model option[value='veo3.1-fast']"),
+        ("task", f"#/tasks/{task['id']}", "#task-video"),
+        ("keys", "#/keys", "#keys-table"),
+        ("credits", "#/credits", "#ledger-table tbody tr"),
+        ("accounts", "#/admin", "#accounts-table"),
+    ):
+        page.goto(f"/{hash_}")
+        expect(page.locator(ready).first).to_be_attached()
+        widths = page.evaluate(NO_HORIZONTAL_SCROLL)
+        assert widths["scroll"] <= widths["client"] <= 390, (name, widths)
+        assert widths["body"] <= widths["client"], (name, widths)
+        shot(f"phone-{name}")
+    assert page_errors == []
