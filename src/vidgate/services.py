@@ -93,7 +93,7 @@ async def open_services(
     egress = EgressPolicy(
         allow=settings.egress_allow, ca_bundle=settings.egress_ca_bundle, resolver=resolver
     )
-    accounts = AccountService(db)
+    accounts = AccountService(db, cache_seconds=settings.auth_cache_seconds)
     signer = UrlSigner(await accounts.signing_secret(), settings.base_url)
     if registry is None:
         config = load_model_config(settings.models, environ=settings.environment())

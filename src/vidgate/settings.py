@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Shares rate limits between API replicas"
     )
+    auth_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="How long a replica remembers who an API key is (0: read it every time)",
+    )
     webhook_rotation_grace_seconds: float = Field(
         default=24 * 3600, ge=0, description="How long a rotated-out webhook secret still signs"
     )

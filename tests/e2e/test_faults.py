@@ -14,20 +14,19 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from support import E2E_KEY, ServerProcess, WorkerProcess
+from support import E2E_KEY, ServerProcess, WorkerProcess, wait_until
 from vidgate.media.video import probe
 
 pytestmark = pytest.mark.slow
 
-T = TypeVar("T")
 
 SEED_REQUEST = {"model": "veo3.1-fast", "prompt": "A cat playing piano"}
 # No workers in the server: only the `vidgate worker` processes of a test render. A lease of
@@ -37,18 +36,6 @@ NO_WORKERS = {"VIDGATE_WORKERS": "0"}
 
 
 # --- waiting and reading the database ----------------------------------------------------------
-
-
-def wait_until(condition: Callable[[], T | None], what: str, timeout: float = 60.0) -> T:
-    """Poll ``condition`` until it returns something truthy, which is returned."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @contextlib.contextmanager

@@ -8,31 +8,19 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
-from support import RemoteWorkerProcess, ServerProcess
+from support import RemoteWorkerProcess, ServerProcess, wait_until
 from vidgate.media.video import probe
 
 pytestmark = pytest.mark.slow
 
-T = TypeVar("T")
 REQUEST = {"model": "veo3.1-fast", "prompt": "A lighthouse in a storm"}
-
-
-def wait_until(condition: Callable[[], T | None], what: str, timeout: float = 90.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -106,7 +94,7 @@ def test_a_remote_worker_completes_a_task_made_through_the_api(
 ) -> None:
     with api.client() as http:
         task_id = http.post("/v1/videos/generations", json=REQUEST).json()["id"]
-    task = wait_until(lambda: finished(api, task_id), "the task to finish")
+    task = wait_until(lambda: finished(api, task_id), "the task to finish", 90)
     assert_decodes(api, task, tmp_path)
     assert settlements(api.data_dir, task_id) == [("reserve", "reserve"), ("capture", "settle")]
     # The worker host never had a database: it ran the task over HTTP alone.
@@ -128,9 +116,9 @@ def test_the_task_completes_once_when_the_api_restarts_under_a_running_worker(
     api.stop()
     stopped_at = time.monotonic()
     # While the API is down the worker keeps rendering and retries its calls.
-    wait_until(lambda: "will retry" in remote.log() or "again in" in remote.log(), "a retry")
+    wait_until(lambda: "will retry" in remote.log() or "again in" in remote.log(), "a retry", 90)
     api.start()
-    task = wait_until(lambda: finished(api, task_id), "the task to finish after the restart")
+    task = wait_until(lambda: finished(api, task_id), "the task to finish after the restart", 90)
     assert time.monotonic() > stopped_at
     assert_decodes(api, task, tmp_path)
     # Exactly one settlement, one result file, whether the worker's own attempt finished it or

@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import httpx
@@ -23,28 +21,16 @@ import pytest
 import trustme
 from sqlalchemy.engine import make_url
 
-from support import HookReceiver, RemoteWorkerProcess, ServerProcess
+from support import HookReceiver, RemoteWorkerProcess, ServerProcess, wait_until
 from vidgate.media.video import probe
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-T = TypeVar("T")
 TASKS = 300
 ACCOUNTS = 3
 PRICE_CENTS = 2570  # veo3.1-fast in the packaged registry
 # A stand-in for a GPU host: the real remote-worker loop with an engine that takes 0.4 s.
 FAST_WORKER = [str(Path(__file__).parents[1] / "fast_worker.py"), "--seconds", "0.4"]
-
-
-def wait_until(condition: Callable[[], T | None], what: str, timeout: float) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def query(url: str, sql: str) -> list[Any]:

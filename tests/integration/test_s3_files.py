@@ -17,6 +17,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from support import ADMIN_KEY, StaticServer, free_port, image_bytes, structured_image
+from vidgate.errors import ServiceUnavailable
 from vidgate.media.s3 import S3FileStore
 from vidgate.media.video import probe
 from vidgate.queue.worker import Worker
@@ -344,3 +345,20 @@ async def test_an_upload_lands_in_the_bucket_and_feeds_a_task(
     assert created.status_code == 200, created.text
     task_id = created.json()["id"]
     assert services.files.read_bytes(f"inputs/{task_id}/0.png") == png
+
+
+def test_an_unreachable_bucket_is_service_unavailable(tmp_path: Path) -> None:
+    store = S3FileStore(
+        "nowhere",
+        scratch=tmp_path / "scratch",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        region=REGION,
+        access_key_id=KEYS["aws_access_key_id"],
+        secret_access_key=KEYS["aws_secret_access_key"],
+    )
+    with pytest.raises(ServiceUnavailable) as caught:
+        store.put_bytes("uploads/1/a.png", b"x")
+    assert caught.value.status == 503
+    assert caught.value.headers["Retry-After"] == "5"
+    with pytest.raises(ServiceUnavailable):
+        store.read_bytes("uploads/1/a.png")

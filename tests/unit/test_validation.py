@@ -30,6 +30,13 @@ def test_blank_prompts_are_refused(prompt: str) -> None:
     assert raised.value.param == "prompt"
 
 
+def test_a_nul_character_in_the_prompt_is_refused_on_every_backend() -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        validation.check_prompt("a cat\x00 playing piano", SPEC)
+    assert raised.value.param == "prompt"
+    assert "NUL" in raised.value.message
+
+
 def test_prompt_length_limit_is_the_models() -> None:
     assert validation.check_prompt("é" * 1000, SPEC) == "é" * 1000
     with pytest.raises(InvalidRequest, match="1001 characters"):

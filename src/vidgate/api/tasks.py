@@ -73,9 +73,11 @@ async def get_task(
 ) -> Response:
     if wait:
         task = await services.tasks.wait_for_change(principal, task_id, wait)
+        response = await task_response(services, task)
     else:
-        task = await services.tasks.get(principal, task_id)
-    response = await task_response(services, task)
+        task, position = await services.tasks.get_with_position(principal, task_id)
+        body = services.presenter.json(task, queue_position=position)
+        response = Response(body, media_type="application/json")
     # Tells clients (the SDK's tasks.wait) that ?wait= long-polls here, and up to how long.
     response.headers["X-Vidgate-Wait-Max"] = str(MAX_WAIT_SECONDS)
     return response

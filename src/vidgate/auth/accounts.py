@@ -6,7 +6,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,6 +25,7 @@ BOOTSTRAP_MARK = "bootstrapped"
 ADMIN_ACCOUNT = "admin"
 # last_used_at is written at most this often per key, so authentication stays a read.
 TOUCH_INTERVAL = 60.0
+MAX_KNOWN_KEYS = 10_000
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,20 @@ class CreatedAccount:
 
 
 class AccountService:
-    def __init__(self, db: Database, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Callable[[], float] = time.time,
+        cache_seconds: float = 0.0,
+    ) -> None:
         self.db = db
         self.clock = clock
+        # Who a key is, remembered this long: a poll then costs no database read for its key.
+        # A change made here (revoke, group) clears it at once; one made through another
+        # replica is seen there within cache_seconds.
+        self.cache_seconds = cache_seconds
+        self._known: dict[str, tuple[float, Principal]] = {}
 
     # --- authentication --------------------------------------------------------------------
 
@@ -54,15 +66,35 @@ class AccountService:
         if token is None:
             raise Unauthorized()
         now = self.clock()
-        async with self.db.read() as conn:
-            principal = await account_rows.principal_for_key(conn, hash_key(token), now=now)
-        if principal is None:
-            raise Unauthorized("The API key is not valid, has expired or was revoked.")
+        key_hash = hash_key(token)
+        known = self._known.get(key_hash)
+        if known is not None and now < known[0]:
+            until, principal = known
+        else:
+            async with self.db.read() as conn:
+                found = await account_rows.principal_for_key(conn, key_hash, now=now)
+            if found is None:
+                self._known.pop(key_hash, None)
+                raise Unauthorized("The API key is not valid, has expired or was revoked.")
+            principal = found
+            # Remembered from this read on, never longer: a hit does not extend it.
+            until = now + self.cache_seconds
+            if principal.key_expires_at is not None:
+                until = min(until, principal.key_expires_at)
         last = principal.key_last_used_at
         if last is None or now - last >= TOUCH_INTERVAL:
             async with self.db.write() as conn:
                 await account_rows.touch_key(conn, principal.key_id, now=now)
+            principal = replace(principal, key_last_used_at=now)
+        if self.cache_seconds > 0:
+            if len(self._known) >= MAX_KNOWN_KEYS:
+                self._known.clear()
+            self._known[key_hash] = (until, principal)
         return principal
+
+    def forget_keys(self) -> None:
+        """Drop every remembered key: after a revocation or a change of group."""
+        self._known.clear()
 
     # --- accounts and groups ---------------------------------------------------------------
 
@@ -118,6 +150,7 @@ class AccountService:
                 raise NotFound(f"No account {ref!r}.")
             await self._require_group(conn, group)
             await account_rows.set_account_group(conn, account.id, group)
+        self.forget_keys()
         return await self.get_account(account.id)
 
     async def set_group_limits(
@@ -148,6 +181,7 @@ class AccountService:
         group = GroupLimits(name, ratio, rate_limit_per_minute, max_active_tasks)
         async with self.db.write() as conn:
             await account_rows.upsert_group(conn, group, now=self.clock())
+        self.forget_keys()
         return group
 
     async def list_groups(self) -> list[GroupLimits]:
@@ -197,6 +231,7 @@ class AccountService:
                 raise NotFound(f"No key {key_id!r}.")
             await account_rows.revoke_key(conn, key_id, now=self.clock())
             revoked = await account_rows.get_key(conn, key_id)
+        self.forget_keys()
         assert revoked is not None
         return revoked
 

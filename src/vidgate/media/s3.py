@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,14 +15,36 @@ import boto3
 from botocore.auth import SIGV4_TIMESTAMP, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from vidgate.errors import ServiceUnavailable
 from vidgate.media.files import CHUNK, FileInfo, check_key, media_type
 
 # S3 refuses presigned URLs that live longer than seven days.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 DELETE_BATCH = 1000  # the most keys one DeleteObjects takes
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+
+
+@contextmanager
+def _reachable(bucket: str) -> Iterator[None]:
+    """A bucket that cannot be reached, or fails on its side after boto3's retries, is a 503
+    to retry later (with Retry-After), not a 500; a missing object is the caller's business."""
+    try:
+        yield
+    except BotoCoreError as error:  # connection refused or reset, timeouts, DNS
+        raise ServiceUnavailable(
+            f"The file store is unavailable; retry shortly ({error}).",
+            headers={"Retry-After": "5"},
+        ) from error
+    except ClientError as error:
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if status >= 500:
+            raise ServiceUnavailable(
+                f"The file store {bucket!r} failed; retry shortly.",
+                headers={"Retry-After": "5"},
+            ) from error
+        raise
 
 
 class S3FileStore:
@@ -87,21 +110,27 @@ class S3FileStore:
             raise RuntimeError(f"S3 bucket {self.bucket!r} is not usable: {error}") from None
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        self.client.put_object(
-            Bucket=self.bucket, Key=self._name(key), Body=data, ContentType=media_type(key)
-        )
+        with _reachable(self.bucket):
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._name(key), Body=data, ContentType=media_type(key)
+            )
 
     def put_file(self, key: str, source: Path) -> None:
-        self.client.upload_file(
-            str(source), self.bucket, self._name(key), ExtraArgs={"ContentType": media_type(key)}
-        )
+        with _reachable(self.bucket):
+            self.client.upload_file(
+                str(source),
+                self.bucket,
+                self._name(key),
+                ExtraArgs={"ContentType": media_type(key)},
+            )
         source.unlink(missing_ok=True)
 
     def _get(self, key: str, **options: str) -> dict[str, Any] | None:
         try:
-            answer: dict[str, Any] = self.client.get_object(
-                Bucket=self.bucket, Key=self._name(key), **options
-            )
+            with _reachable(self.bucket):
+                answer: dict[str, Any] = self.client.get_object(
+                    Bucket=self.bucket, Key=self._name(key), **options
+                )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in _MISSING:
                 return None
@@ -136,7 +165,8 @@ class S3FileStore:
 
     def stat(self, key: str) -> FileInfo | None:
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self._name(key))
+            with _reachable(self.bucket):
+                head = self.client.head_object(Bucket=self.bucket, Key=self._name(key))
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in _MISSING:
                 return None
@@ -152,7 +182,10 @@ class S3FileStore:
         return None if answer is None else _chunks(answer["Body"])
 
     def delete_prefix(self, prefix: str) -> None:
-        name = self._name(prefix.rstrip("/"))
+        with _reachable(self.bucket):
+            self._delete_prefix(self._name(prefix.rstrip("/")))
+
+    def _delete_prefix(self, name: str) -> None:
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=name, PaginationConfig={"PageSize": self.list_page_size}
         )

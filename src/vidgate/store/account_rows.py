@@ -35,6 +35,7 @@ class Principal:
     is_admin: bool
     group: GroupLimits = GroupLimits("default")
     key_last_used_at: float | None = None
+    key_expires_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,7 @@ async def principal_for_key(
         bool(row.is_admin),
         _group(row, row.user_group),
         row.last_used_at,
+        row.expires_at,
     )
 
 

@@ -132,7 +132,9 @@ tasks = Table(
 Index("ix_tasks_claim", tasks.c.status, tasks.c.created_at)
 Index("ix_tasks_account_created", tasks.c.account_id, tasks.c.created_at)
 Index("ix_tasks_lease", tasks.c.status, tasks.c.lease_expires_at)
-Index("ix_tasks_account_status", tasks.c.account_id, tasks.c.status)
+Index("ix_tasks_account_status_created", tasks.c.account_id, tasks.c.status, tasks.c.created_at)
+Index("ix_tasks_deadline", tasks.c.deadline_at)
+Index("ix_tasks_run_deadline", tasks.c.status, tasks.c.run_deadline_at)
 
 ledger_entries = Table(
     "ledger_entries",

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.billing.pricing import price_for
 from vidgate.cursors import decode_cursor, encode_cursor
-from vidgate.engines.registry import ModelRegistry
+from vidgate.engines.registry import ModelRegistry, ModelSpec
 from vidgate.errors import (
     InsufficientCredits,
     InvalidRequest,
@@ -46,6 +46,8 @@ from vidgate.webhooks.signing import new_message_id
 log = logging.getLogger(__name__)
 
 CANCELLED_MESSAGE = "The task was cancelled."
+# How long a process reuses a model's estimated run time before reading its history again.
+ESTIMATE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class TaskService:
         # through another replica reaches it at the worker's next heartbeat.
         self.running: dict[str, threading.Event] = {}
         self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._estimates: dict[str, tuple[float, int]] = {}
         # On PostgreSQL, other replicas' new tasks and task changes wake this one's workers and
         # waits too (a hint: both also poll).
         db.subscribe("new", lambda _: self.wakeup.notify())
@@ -169,8 +172,6 @@ class TaskService:
         for key, (data, _) in zip(image_keys, images, strict=True):
             await asyncio.to_thread(self.files.put_bytes, key, data)
         price = price_for(spec, principal.group)
-        async with self.db.read() as conn:
-            history = await task_queries.average_run_seconds(conn, spec.name)
         task = Task(
             id=task_id,
             account_id=principal.account_id,
@@ -184,7 +185,7 @@ class TaskService:
             callback_url=request.callback_url,
             user_group=principal.user_group,
             credits_cents=credits_to_cents(price),
-            estimated_time=round(history) if history is not None else spec.typical_seconds,
+            estimated_time=await self._estimated_seconds(spec, now),
             created_at=now,
             updated_at=now,
             extra=request.extra,
@@ -206,7 +207,7 @@ class TaskService:
                     raise InsufficientCredits(
                         f"This task costs {price} credits and the account has fewer available."
                     )
-                active = await task_rows.count_active(conn, principal.account_id)
+                active = max_active and await task_rows.count_active(conn, principal.account_id)
                 if max_active and active > max_active:
                     raise RateLimited(
                         f"This account already has {max_active} unfinished tasks, its limit; "
@@ -232,14 +233,40 @@ class TaskService:
         self.wakeup.notify()
         return task, answer
 
+    async def _estimated_seconds(self, spec: ModelSpec, now: float) -> int:
+        """The model's recent average run time (else its typical one), read at most every
+        ESTIMATE_SECONDS per process: an estimate need not cost every create a query."""
+        known = self._estimates.get(spec.name)
+        if known is not None and now < known[0]:
+            return known[1]
+        async with self.db.read() as conn:
+            history = await task_queries.average_run_seconds(conn, spec.name)
+        estimate = round(history) if history is not None else spec.typical_seconds
+        self._estimates[spec.name] = (now + ESTIMATE_SECONDS, estimate)
+        return estimate
+
     async def get(self, principal: Principal, task_id: str) -> Task:
+        return (await self._get(principal, task_id, with_position=False))[0]
+
+    async def get_with_position(
+        self, principal: Principal, task_id: str
+    ) -> tuple[Task, int | None]:
+        """The task and, when pending, its place in the queue: one read, the poll's hot path."""
+        return await self._get(principal, task_id, with_position=True)
+
+    async def _get(
+        self, principal: Principal, task_id: str, *, with_position: bool
+    ) -> tuple[Task, int | None]:
         if not is_task_id_shaped(task_id):
             raise InvalidTaskId(f"{task_id!r} is not a task id; ids start with 'task-unified-'.")
+        position = None
         async with self.db.read() as conn:
             task = await task_rows.get_task(conn, task_id, account_id=principal.account_id)
+            if with_position and task is not None and task.status is TaskStatus.PENDING:
+                position = await task_queries.queue_position(conn, task)
         if task is None:
             raise TaskNotFound(f"No task {task_id} for this account.")
-        return task
+        return task, position
 
     async def list_tasks(
         self,

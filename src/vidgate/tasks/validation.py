@@ -22,6 +22,9 @@ def check_callback_length(url: str) -> None:
 def check_prompt(prompt: str, spec: ModelSpec) -> str:
     if not prompt.strip():
         raise InvalidRequest("prompt must not be blank.", param="prompt")
+    if "\x00" in prompt:
+        # PostgreSQL cannot store it; refused on SQLite too, so both backends answer alike.
+        raise InvalidRequest("prompt cannot contain the NUL character (U+0000).", param="prompt")
     if len(prompt) > spec.max_prompt_chars:
         raise InvalidRequest(
             f"prompt is {len(prompt)} characters; {spec.name} takes at most "

@@ -187,6 +187,18 @@
     } else toast(error.message);
   }
 
+  // Runs action() with the button disabled; a failure is shown in node.
+  async function busy(button, node, action) {
+    button.disabled = true;
+    try {
+      await action();
+    } catch (failure) {
+      report(failure, node);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   async function models() {
     if (state.models === null) state.models = (await api("v1/models")).data;
     return state.models;
@@ -389,18 +401,13 @@
       const params = new URLSearchParams({ limit: "20" });
       if (state.taskFilter) params.set("status", state.taskFilter);
       if (cursor) params.set("cursor", cursor);
-      more.disabled = true;
-      try {
+      await busy(more, error, async () => {
         const page = await view.call(`v1/tasks?${params}`);
         if (!view.live()) return;
         show(page.data);
         cursor = page.next_cursor;
         more.hidden = !page.has_more;
-      } catch (failure) {
-        report(failure, error);
-      } finally {
-        more.disabled = false;
-      }
+      });
     }
 
     // Unfinished rows are fetched again every couple of seconds while this page is open.
@@ -616,14 +623,9 @@
 
     cancel.addEventListener("click", async () => {
       if (!window.confirm("Cancel this task? Its credits come back.")) return;
-      cancel.disabled = true;
-      try {
+      await busy(cancel, error, async () => {
         show(await view.call(`${path}/cancel`, { method: "POST" }));
-      } catch (failure) {
-        report(failure, error);
-      } finally {
-        cancel.disabled = false;
-      }
+      });
     });
     follow();
   }
@@ -879,21 +881,16 @@
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       error.hidden = true;
-      create.disabled = true;
       const body = { name: name.value.trim() || "default" };
       if (days.value) body.expires_at = Math.floor(Date.now() / 1000) + Number(days.value) * 86400;
-      try {
+      await busy(create, error, async () => {
         const key = await view.call("v1/keys", { method: "POST", body });
         if (!view.live()) return;
         showCreated(key);
         name.value = "";
         days.value = "";
         await load();
-      } catch (failure) {
-        report(failure, error);
-      } finally {
-        create.disabled = false;
-      }
+      });
     });
     load();
   }
@@ -939,8 +936,7 @@
     async function loadMore() {
       const params = new URLSearchParams({ limit: "20" });
       if (cursor) params.set("cursor", cursor);
-      more.disabled = true;
-      try {
+      await busy(more, error, async () => {
         const page = await view.call(`v1/ledger?${params}`);
         if (!view.live()) return;
         for (const entry of page.data) {
@@ -957,11 +953,7 @@
         }
         cursor = page.next_cursor;
         more.hidden = !page.has_more;
-      } catch (failure) {
-        report(failure, error);
-      } finally {
-        more.disabled = false;
-      }
+      });
     }
 
     more.addEventListener("click", loadMore);
@@ -1020,20 +1012,15 @@
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       topupError.hidden = true;
-      submit.disabled = true;
       const body = { credits: amount.value };
       if (reason.value.trim()) body.reason = reason.value.trim();
-      try {
+      await busy(submit, topupError, async () => {
         const updated = await view.call(`admin/accounts/${encodeURIComponent(account.value)}/topup`, { method: "POST", body });
         toast(`${updated.name} now has ${credits(updated.balance)} credits.`);
         amount.value = "";
         reason.value = "";
         await load();
-      } catch (failure) {
-        report(failure, topupError);
-      } finally {
-        submit.disabled = false;
-      }
+      });
     });
     load();
   }
