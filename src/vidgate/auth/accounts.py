@@ -71,7 +71,7 @@ class AccountService:
         if known is not None and now < known[0]:
             until, principal = known
         else:
-            async with self.db.read() as conn:
+            async with self.db.read_quick() as conn:
                 found = await account_rows.principal_for_key(conn, key_hash, now=now)
             if found is None:
                 self._known.pop(key_hash, None)

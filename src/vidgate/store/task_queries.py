@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vidgate.store.database import Reader
 from vidgate.store.tables import tasks
 from vidgate.store.task_rows import to_task
 from vidgate.tasks.model import Task, TaskStatus
@@ -77,7 +78,7 @@ async def list_tasks(
     return [to_task(row) for row in rows]
 
 
-async def queue_position(conn: AsyncConnection, task: Task) -> int:
+async def queue_position(conn: Reader, task: Task) -> int:
     """1 for the next task a worker of its engine will take, 2 for the one after, ..."""
     ahead = (
         await conn.execute(

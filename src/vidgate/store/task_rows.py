@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Row, Select, and_, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vidgate.store.database import Reader
 from vidgate.store.notices import notify, notify_clause
 from vidgate.store.tables import tasks
 from vidgate.tasks.model import Task, TaskError, TaskStatus
@@ -77,9 +78,7 @@ async def insert_task(conn: AsyncConnection, task: Task) -> None:
     await notify(conn, "new")
 
 
-async def get_task(
-    conn: AsyncConnection, task_id: str, *, account_id: str | None = None
-) -> Task | None:
+async def get_task(conn: Reader, task_id: str, *, account_id: str | None = None) -> Task | None:
     query = select(tasks).where(tasks.c.id == task_id, tasks.c.purged_at.is_(None))
     if account_id is not None:
         query = query.where(tasks.c.account_id == account_id)

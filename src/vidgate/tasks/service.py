@@ -260,7 +260,7 @@ class TaskService:
         if not is_task_id_shaped(task_id):
             raise InvalidTaskId(f"{task_id!r} is not a task id; ids start with 'task-unified-'.")
         position = None
-        async with self.db.read() as conn:
+        async with self.db.read_quick() as conn:
             task = await task_rows.get_task(conn, task_id, account_id=principal.account_id)
             if with_position and task is not None and task.status is TaskStatus.PENDING:
                 position = await task_queries.queue_position(conn, task)
