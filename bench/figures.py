@@ -46,7 +46,8 @@ def markdown_table(
     return "\n".join(lines)
 
 
-def machine() -> str:
+def machine(detail: str = "") -> str:
+    """The CPUs, Python, the OS, and the load average now; ``detail`` adds e.g. library versions."""
     model = "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
@@ -59,7 +60,7 @@ def machine() -> str:
         load = ", load average at start {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     return (
         f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, "
-        f"{platform.system()}{load}"
+        f"{detail + ', ' if detail else ''}{platform.system()}{load}"
     )
 
 

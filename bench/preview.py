@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -17,6 +15,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw
 
+from figures import machine
 from vidgate.engines.base import AspectRatio, GenerationContext, GenerationRequest
 from vidgate.engines.preview import PreviewEngine, build_scene
 from vidgate.media.video import FRAME_COUNT, VideoWriter, Yuv420, frame_size, probe
@@ -43,20 +42,6 @@ def sample_image(seed: int, width: int = 1600, height: int = 1200) -> Image.Imag
         colour = tuple(int(c) for c in rng.integers(0, 256, 3))
         draw.ellipse((x0, y0, x0 + size, y0 + size), fill=colour)
     return image
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, "
-        f"PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info}), {platform.system()}"
-    )
 
 
 def timed(action: Callable[[], None]) -> tuple[float, float]:
@@ -119,7 +104,7 @@ def main() -> None:
     width, height = frame_size(aspect)
     print(f"Preview engine, {FRAME_COUNT} frames of {width}x{height} (8 s at 24 fps), ", end="")
     print(f"libx264 veryfast crf 23, median of {args.repeats} runs\n")
-    print(f"Machine: {machine()}  ")
+    print(f"Machine: {machine(f'PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info})')}  ")
     print(f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC\n")
     print("| Mode | Engine: render + encode (s) | Baseline: encode only (s) | Ratio | CPU ratio |")
     print("|---|---:|---:|---:|---:|")

@@ -37,8 +37,11 @@ def wait(client: Client, task: Task, *, timeout: float | None, show: bool) -> Ta
         return task
     bar = TaskBar(task, errors, show)
     try:
-        # Even with no live bar (--json, a log) one line tells which task this is.
-        errors.print(f"waiting for {task.id} ({task.model})")
+        # Even with no live bar (--json, a log) one line tells which task this is. Written
+        # straight to the file: a Ctrl-C inside Rich's buffered print could repeat the line
+        # with the next message.
+        errors.file.write(f"waiting for {task.id} ({task.model})\n")
+        errors.file.flush()
         with bar:
             return client.tasks.wait(task.id, timeout=timeout, on_progress=bar.update)
     except KeyboardInterrupt:
