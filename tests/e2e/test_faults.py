@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -166,19 +166,34 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-Spawned = list[ServerProcess | WorkerProcess]
+P = TypeVar("P", bound=ServerProcess | WorkerProcess)
+
+
+class Spawned:
+    """The processes a test starts: whatever happens, workers are killed and servers stopped."""
+
+    def __init__(self) -> None:
+        self.processes: list[ServerProcess | WorkerProcess] = []
+
+    def start(self, process: P) -> P:
+        """Start ``process``, which is cleaned up after the test even if starting fails."""
+        self.processes.append(process)
+        process.start()
+        return process
+
+    def clean_up(self) -> None:
+        for process in reversed(self.processes):
+            if isinstance(process, WorkerProcess):
+                process.kill()
+            else:
+                process.stop()
 
 
 @pytest.fixture
 def spawned() -> Iterator[Spawned]:
-    """The processes a test starts: whatever happens, workers are killed and servers stopped."""
-    processes: Spawned = []
+    processes = Spawned()
     yield processes
-    for process in reversed(processes):
-        if isinstance(process, WorkerProcess):
-            process.kill()
-        else:
-            process.stop()
+    processes.clean_up()
 
 
 # --- the faults ---------------------------------------------------------------------------------
@@ -188,21 +203,15 @@ def test_task_of_a_killed_worker_is_finished_by_another_and_charged_once(
     tmp_path: Path, spawned: Spawned
 ) -> None:
     data = tmp_path / "data"
-    server = ServerProcess(data, SHORT_LEASE)
-    spawned.append(server)
-    server.start()
-    first = WorkerProcess(data, SHORT_LEASE)
-    spawned.append(first)
-    first.start()
+    server = spawned.start(ServerProcess(data, SHORT_LEASE))
+    first = spawned.start(WorkerProcess(data, SHORT_LEASE))
     task_id = create_task(server)
     wait_until_claimed(first, task_id, attempt=1)
     freeze(first, data)
     still_rendering(data, task_id, attempt=1)
     first.kill()
 
-    second = WorkerProcess(data, SHORT_LEASE)
-    spawned.append(second)
-    second.start()
+    second = spawned.start(WorkerProcess(data, SHORT_LEASE))
     row = wait_until(lambda: finished(data, task_id), f"{task_id} to finish")
     assert row["status"] == "completed", row
     assert row["attempt"] == 2
@@ -217,20 +226,14 @@ def test_frozen_worker_that_resumes_after_losing_its_lease_changes_nothing(
     tmp_path: Path, spawned: Spawned
 ) -> None:
     data = tmp_path / "data"
-    server = ServerProcess(data, SHORT_LEASE)
-    spawned.append(server)
-    server.start()
-    frozen = WorkerProcess(data, SHORT_LEASE)
-    spawned.append(frozen)
-    frozen.start()
+    server = spawned.start(ServerProcess(data, SHORT_LEASE))
+    frozen = spawned.start(WorkerProcess(data, SHORT_LEASE))
     task_id = create_task(server)
     wait_until_claimed(frozen, task_id, attempt=1)
     freeze(frozen, data)
     still_rendering(data, task_id, attempt=1)
 
-    rescuer = WorkerProcess(data, SHORT_LEASE)
-    spawned.append(rescuer)
-    rescuer.start()
+    rescuer = spawned.start(WorkerProcess(data, SHORT_LEASE))
     row = wait_until(lambda: finished(data, task_id), f"{task_id} to finish")
     assert row["status"] == "completed", row
     assert row["attempt"] == 2
@@ -343,12 +346,8 @@ def test_sigterm_without_grace_hands_the_task_back_without_using_an_attempt(
     tmp_path: Path, spawned: Spawned
 ) -> None:
     data = tmp_path / "data"
-    server = ServerProcess(data, NO_WORKERS)
-    spawned.append(server)
-    server.start()
-    stopping = WorkerProcess(data, {"VIDGATE_SHUTDOWN_GRACE_SECONDS": "0"})
-    spawned.append(stopping)
-    stopping.start()
+    server = spawned.start(ServerProcess(data, NO_WORKERS))
+    stopping = spawned.start(WorkerProcess(data, {"VIDGATE_SHUTDOWN_GRACE_SECONDS": "0"}))
     task_id = create_task(server)
     wait_until_claimed(stopping, task_id, attempt=1)
     stopping.send(signal.SIGTERM)
@@ -360,9 +359,7 @@ def test_sigterm_without_grace_hands_the_task_back_without_using_an_attempt(
     assert (row["status"], row["attempt"], row["retries"]) == ("pending", 1, 0)
     assert row["lease_owner"] is None
 
-    successor = WorkerProcess(data, {})
-    spawned.append(successor)
-    successor.start()
+    successor = spawned.start(WorkerProcess(data, {}))
     row = wait_until(lambda: finished(data, task_id), f"{task_id} to finish")
     assert row["status"] == "completed", row
     assert (row["attempt"], row["retries"]) == (2, 0)
@@ -375,12 +372,8 @@ def test_sigterm_with_grace_lets_the_running_render_finish_then_exits(
     tmp_path: Path, spawned: Spawned
 ) -> None:
     data = tmp_path / "data"
-    server = ServerProcess(data, NO_WORKERS)
-    spawned.append(server)
-    worker = WorkerProcess(data, {"VIDGATE_SHUTDOWN_GRACE_SECONDS": "30"})
-    spawned.append(worker)
-    server.start()
-    worker.start()
+    server = spawned.start(ServerProcess(data, NO_WORKERS))
+    worker = spawned.start(WorkerProcess(data, {"VIDGATE_SHUTDOWN_GRACE_SECONDS": "30"}))
     task_id = create_task(server)
     wait_until_claimed(worker, task_id, attempt=1)
     still_rendering(data, task_id, attempt=1)
