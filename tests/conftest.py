@@ -23,8 +23,7 @@ import pytest
 import trustme
 from sqlalchemy.engine import make_url
 
-from support import ADMIN_KEY, StaticServer
-from vidgate.app import create_app
+from support import ADMIN_KEY, StaticServer, asgi_client
 from vidgate.services import Services, open_services
 from vidgate.settings import Settings
 from vidgate.store.database import Database
@@ -200,13 +199,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
 
 @pytest.fixture
 async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(services, workers=0)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://testserver",
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-    ) as http:
+    async with asgi_client(services) as http:
         yield http
 
 

@@ -21,6 +21,9 @@ import httpx
 import numpy as np
 from PIL import Image, ImageDraw
 
+from vidgate.app import create_app
+from vidgate.services import Services
+
 ADMIN_KEY = "sk-test-admin-0123456789abcdefghijklmnopqrstuvwxyzABCD"
 E2E_KEY = "sk-e2e-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH"
 
@@ -175,6 +178,18 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(every)
+
+
+def asgi_client(
+    services: Services, *, key: str | None = ADMIN_KEY, raise_app_exceptions: bool = True
+) -> httpx.AsyncClient:
+    """A client on the app itself, in process (no server; the lifespan does not run), sending
+    ``key`` as its bearer when one is given."""
+    transport = httpx.ASGITransport(
+        app=create_app(services, workers=0), raise_app_exceptions=raise_app_exceptions
+    )
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers)
 
 
 def free_port() -> int:

@@ -8,8 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from support import assert_error
-from vidgate.app import create_app
+from support import asgi_client, assert_error
 from vidgate.auth.keys import hash_key
 from vidgate.services import Services
 
@@ -23,10 +22,7 @@ def bearer(key: str) -> dict[str, str]:
 
 def over_asgi(services: Services, *, key: str | None = None) -> httpx.AsyncClient:
     """A client on the app that sends ``key`` (or none) and sees a crash as the 500 it renders."""
-    transport = httpx.ASGITransport(app=create_app(services, workers=0), raise_app_exceptions=False)
-    return httpx.AsyncClient(
-        transport=transport, base_url="http://testserver", headers=bearer(key) if key else {}
-    )
+    return asgi_client(services, key=key, raise_app_exceptions=False)
 
 
 async def create_account(

@@ -16,8 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from support import ADMIN_KEY
-from vidgate.app import create_app
+from support import ADMIN_KEY, asgi_client
 from vidgate.media.addresses import IPAddress
 from vidgate.services import Services, open_services
 from vidgate.settings import Settings
@@ -50,12 +49,7 @@ async def rules_services(tmp_path: Path) -> AsyncIterator[Services]:
 
 @pytest.fixture
 async def api(rules_services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(rules_services, workers=0, background=False)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://testserver",
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-    ) as client:
+    async with asgi_client(rules_services) as client:
         yield client
 
 

@@ -27,8 +27,7 @@ from sqlalchemy import event
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from support import ADMIN_KEY, Hook, HookReceiver, HookReply
-from vidgate.app import create_app
+from support import ADMIN_KEY, Hook, HookReceiver, HookReply, asgi_client
 from vidgate.media.addresses import IPAddress
 from vidgate.services import Services, open_services
 from vidgate.settings import Settings
@@ -146,15 +145,10 @@ async def stack(
     )
     services = await open_services(settings, resolver=dns)
     await services.accounts.bootstrap(key=ADMIN_KEY, credits=Decimal(1000))
-    app = create_app(services, workers=0, background=False)
     stop = asyncio.Event()
     dispatcher = asyncio.create_task(services.dispatcher.run(stop), name="test-dispatcher")
     try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://testserver",
-            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        ) as api:
+        async with asgi_client(services) as api:
             yield Stack(services, api)
     finally:
         stop.set()

@@ -15,12 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 import vidgate.client
-from support import ADMIN_KEY, free_port
-from vidgate.app import create_app
+from support import ADMIN_KEY, asgi_client, free_port
 from vidgate.client import (
     APIConnectionError,
     AsyncClient,
@@ -682,10 +680,8 @@ def test_a_download_answered_503_is_retried(
 async def test_the_sdk_over_asgi_sees_the_long_poll_offer_and_cancels(
     services: Services,
 ) -> None:
-    app = create_app(services, workers=0)
-    transport = httpx.ASGITransport(app=app)
     async with (
-        httpx.AsyncClient(transport=transport, base_url="http://testserver") as http,
+        asgi_client(services, key=None) as http,
         AsyncClient(ADMIN_KEY, "http://testserver", http_client=http) as sdk,
     ):
         created = await sdk.videos.generate("In process")

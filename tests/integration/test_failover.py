@@ -5,10 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
-
-from support import ADMIN_KEY
-from vidgate.app import create_app
+from support import ADMIN_KEY, asgi_client
 from vidgate.engines.base import EngineFailure, EngineRefused, GenerationContext, GenerationRequest
 from vidgate.engines.registry import ModelRegistry, ModelSpec
 from vidgate.queue.worker import Worker
@@ -55,12 +52,7 @@ async def test_refusals_fail_over_in_order_and_open_the_circuit(tmp_path: Path) 
     )
     try:
         await services.accounts.bootstrap(key=ADMIN_KEY, credits=Decimal(100))
-        app = create_app(services, workers=0, background=False)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://testserver",
-            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        ) as client:
+        async with asgi_client(services) as client:
             worker = Worker(
                 services.runs,
                 services.engines,

@@ -5,10 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
-
-from support import ADMIN_KEY
-from vidgate.app import create_app
+from support import ADMIN_KEY, asgi_client
 from vidgate.services import open_services
 from vidgate.settings import Settings
 
@@ -32,12 +29,7 @@ async def test_a_custom_registry_file_sets_models_prices_and_limits(tmp_path: Pa
     services = await open_services(Settings(data_dir=tmp_path / "data", workers=0, models=path))
     try:
         await services.accounts.bootstrap(key=ADMIN_KEY, credits=Decimal(100))
-        transport = httpx.ASGITransport(app=create_app(services, workers=0, background=False))
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://testserver",
-            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        ) as client:
+        async with asgi_client(services) as client:
             [model] = (await client.get("/v1/models")).json()["data"]
             assert (model["id"], model["engine"], model["price"]) == ("house-model", "cpu", 3.5)
             assert model["aliases"] == ["house"]

@@ -13,8 +13,14 @@ import httpx
 import numpy as np
 import pytest
 
-from support import ADMIN_KEY, StaticServer, assert_error, image_bytes, structured_image
-from vidgate.app import create_app
+from support import (
+    ADMIN_KEY,
+    StaticServer,
+    asgi_client,
+    assert_error,
+    image_bytes,
+    structured_image,
+)
 from vidgate.engines.preview import PreviewEngine
 from vidgate.engines.registry import ModelRegistry, ModelSpec
 from vidgate.media.video import probe
@@ -68,12 +74,7 @@ async def two_models(settings: Settings) -> AsyncIterator[Services]:
 
 @pytest.fixture
 async def api(two_models: Services) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(two_models, workers=0)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://testserver",
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-    ) as http:
+    async with asgi_client(two_models) as http:
         yield http
 
 
