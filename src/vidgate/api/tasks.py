@@ -26,9 +26,8 @@ class TaskList(BaseModel):
     next_cursor: str | None
 
 
-async def task_response(services: Services, task: Task) -> Response:
+def task_response(services: Services, task: Task, position: int | None) -> Response:
     """The task object as the exact bytes a callback of the same moment carries."""
-    position = await services.tasks.queue_position(task)
     body = services.presenter.json(task, queue_position=position)
     return Response(body, media_type="application/json")
 
@@ -73,11 +72,10 @@ async def get_task(
 ) -> Response:
     if wait:
         task = await services.tasks.wait_for_change(principal, task_id, wait)
-        response = await task_response(services, task)
+        position = await services.tasks.queue_position(task)
     else:
         task, position = await services.tasks.get_with_position(principal, task_id)
-        body = services.presenter.json(task, queue_position=position)
-        response = Response(body, media_type="application/json")
+    response = task_response(services, task, position)
     # Tells clients (the SDK's tasks.wait) that ?wait= long-polls here, and up to how long.
     response.headers["X-Vidgate-Wait-Max"] = str(MAX_WAIT_SECONDS)
     return response
@@ -86,4 +84,5 @@ async def get_task(
 @router.post("/v1/tasks/{task_id}/cancel", response_model=TaskObject)
 async def cancel_task(task_id: str, principal: PrincipalDep, services: ServicesDep) -> Response:
     """Cancel a pending task at once, or ask a processing one's worker to stop (409 when done)."""
-    return await task_response(services, await services.tasks.cancel(principal, task_id))
+    task = await services.tasks.cancel(principal, task_id)
+    return task_response(services, task, await services.tasks.queue_position(task))

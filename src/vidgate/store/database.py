@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -123,11 +124,8 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        if self._write_turn is None:
-            async with _client_errors(), self._writer.begin() as conn:
-                yield conn
-            return
-        async with self._write_turn, _client_errors(), self._writer.begin() as conn:
+        turn = self._write_turn or contextlib.nullcontext()
+        async with turn, _client_errors(), self._writer.begin() as conn:
             yield conn
 
     def subscribe(self, kind: NoticeKind, handler: Handler) -> None:
