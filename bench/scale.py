@@ -36,6 +36,7 @@ from figures import fmt, header, markdown_table, ratio
 from load import LoadResult, LoadSpec, drive
 from processes import fresh_database, vidgate_serve, workdir
 from vidgate.auth.accounts import AccountService
+from vidgate.metrics import SETTLE_SECONDS
 from vidgate.store import task_queries, task_rows
 from vidgate.store.database import Database
 from vidgate.store.tables import tasks
@@ -259,7 +260,12 @@ def store_queries(layout: Layout, now: float) -> list[tuple[str, Query, bool]]:
             False,
         ),
         ("oldest_pending_created_at (/metrics)", task_queries.oldest_pending_created_at, False),
-        ("counts_by_status (/metrics)", task_queries.counts_by_status, False),
+        ("unfinished_counts (/metrics)", task_queries.unfinished_counts, False),
+        (
+            "finished_counts, last 5 minutes (/metrics)",
+            lambda c: task_queries.finished_counts(c, after=now - SETTLE_SECONDS),
+            False,
+        ),
     ]
 
 

@@ -41,16 +41,16 @@ T = TypeVar("T")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Every integration test that reaches ``backend`` runs on SQLite and on PostgreSQL."""
+    """Every integration test that reaches ``backend`` runs on SQLite and on PostgreSQL
+    (unless marked ``sqlite_only``)."""
     if "backend" not in metafunc.fixturenames:
         return
     if INTEGRATION not in Path(str(metafunc.definition.path)).parents:
         return
-    metafunc.parametrize(
-        "backend",
-        ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-        indirect=True,
-    )
+    backends: list[Any] = ["sqlite"]
+    if metafunc.definition.get_closest_marker("sqlite_only") is None:
+        backends.append(pytest.param("postgres", marks=pytest.mark.postgres))
+    metafunc.parametrize("backend", backends, indirect=True)
 
 
 @pytest.fixture

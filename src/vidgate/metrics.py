@@ -2,19 +2,51 @@
 
 The task and callback figures are read from the database when scraped, so every replica reports
 the same, true numbers, whichever process did the work.
+
+Finished tasks only ever grow in number, so a process counts them all once, at its first
+scrape, and afterwards only those finished since: a scrape at a million tasks reads the queue
+and the last few minutes, not the table. The last ``SETTLE_SECONDS`` are counted afresh at
+every scrape, so a finish whose transaction commits late, or that a replica's lagging clock
+stamped early, is still counted (replicas' clocks must agree within that).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vidgate.engines.health import EngineHealth
 from vidgate.store import callback_rows, task_queries
 from vidgate.store.database import Database
+
+# Finishes older than this are counted once per process and kept; newer ones at every scrape.
+SETTLE_SECONDS = 300.0
+
+
+class FinishedTally:
+    """Finished tasks by (model, status): settled ones kept, the last few minutes re-read."""
+
+    def __init__(self) -> None:
+        self.settled: Counter[tuple[str, str]] = Counter()
+        self.settled_until: float | None = None  # None: nothing counted yet
+        self._turn = asyncio.Lock()  # two scrapes at once must not add a window twice
+
+    async def read(self, conn: AsyncConnection, now: float) -> task_queries.TaskCounts:
+        async with self._turn:
+            until = now - SETTLE_SECONDS
+            if self.settled_until is None or until > self.settled_until:
+                self.settled.update(
+                    await task_queries.finished_counts(conn, after=self.settled_until, until=until)
+                )
+                self.settled_until = until
+            recent = await task_queries.finished_counts(conn, after=self.settled_until)
+            return dict(self.settled + Counter(recent))
 
 
 class Metrics:
@@ -30,6 +62,7 @@ class Metrics:
         self.health = health
         self.engine_names = sorted(engines)
         self.clock = clock
+        self.finished = FinishedTally()
         self.registry = CollectorRegistry()
         self.requests = Histogram(
             "vidgate_http_request_duration_seconds",
@@ -39,7 +72,8 @@ class Metrics:
         )
         self.tasks = Gauge(
             "vidgate_tasks",
-            "Tasks in the database by model and status",
+            "Tasks by model and status: pending and processing now; completed and failed ever "
+            "(purged tasks included)",
             ["model", "status"],
             registry=self.registry,
         )
@@ -63,7 +97,8 @@ class Metrics:
 
     async def render(self) -> bytes:
         async with self.db.read() as conn:
-            tasks = await task_queries.counts_by_status(conn)
+            tasks = await task_queries.unfinished_counts(conn)
+            tasks.update(await self.finished.read(conn, self.clock()))
             oldest = await task_queries.oldest_pending_created_at(conn)
             callbacks = await callback_rows.counts_by_status(conn)
         self.tasks.clear()

@@ -117,7 +117,8 @@ def test_scale_bench_reads_both_databases_and_explains_the_queries(database: str
     assert all(row["Non-2xx"] == "0/0" for row in http)
     names = [row["Store query"] for row in queries]
     assert "get_task (GET /v1/tasks/{id})" in names
-    assert "counts_by_status (/metrics)" in names
+    assert "unfinished_counts (/metrics)" in names
+    assert "finished_counts, last 5 minutes (/metrics)" in names
     assert all(row["Plan at 1,200"] for row in queries)
 
 

@@ -327,6 +327,19 @@ async def test_during_a_rotation_a_callback_is_signed_with_both_secrets(
         Webhook(stranger_secret()).verify(hook.body, hook.headers)
 
 
+async def test_two_rotations_at_once_each_keep_a_signing_secret(stack: Stack) -> None:
+    secrets = stack.services.webhook_secrets
+    account = (await stack.services.accounts.authenticate(f"Bearer {ADMIN_KEY}")).account_id
+    first = await secrets.current(account)
+    one, two = await asyncio.gather(secrets.rotate(account), secrets.rotate(account))
+    signing = await secrets.signing_secrets(account)
+    # Whichever rotation wrote last is current; the other's secret is its previous one, so a
+    # caller handed either still verifies callbacks through the grace period.
+    assert sorted(signing) == sorted([one.secret, two.secret])
+    assert first.secret not in signing
+    assert (await secrets.current(account)).secret in (one.secret, two.secret)
+
+
 # --- where callbacks may go ------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ its own engine, pool and notice listener.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -217,3 +218,30 @@ async def test_the_listener_reconnects_when_its_connection_is_killed(
     admin = await first.accounts.authenticate(f"Bearer {ADMIN_KEY}")
     await first.tasks.create(admin, REQUEST)
     await heard.until("new")
+
+
+async def test_a_cancel_through_one_replica_stops_the_engine_running_in_the_other(
+    replicas: tuple[Services, Services],
+) -> None:
+    first, second = replicas
+    heard = Notices(first)
+    admin = await first.accounts.authenticate(f"Bearer {ADMIN_KEY}")
+    task = await first.tasks.create(admin, REQUEST)
+    claimed = await first.runs.claim("w1")
+    assert claimed is not None
+    assert claimed.id == task.id
+    engine_stop = threading.Event()
+    first.tasks.running[task.id] = engine_stop  # as the worker does while its engine runs
+
+    # Progress is a change too: the check it starts finds nothing to stop.
+    heard.heard.clear()
+    await second.runs.heartbeat(claimed, progress=30)
+    await heard.until("task", task.id)
+    await asyncio.gather(*first.tasks.stop_checks)
+    assert not engine_stop.is_set()
+
+    cancelled = await second.tasks.cancel(admin, task.id)
+    assert cancelled.cancel_requested
+    await heard.until("task", task.id)
+    await asyncio.gather(*first.tasks.stop_checks)
+    assert engine_stop.is_set()  # at the notice, not at the worker's next heartbeat

@@ -7,7 +7,7 @@ import httpx
 
 from vidgate.services import Services
 from vidgate.store import task_rows
-from vidgate.store.database import QuickReader
+from vidgate.store.database import QuickConnection
 
 
 async def test_a_quick_read_sees_each_committed_change(
@@ -18,7 +18,7 @@ async def test_a_quick_read_sees_each_committed_change(
     )
     task_id = created.json()["id"]
     async with services.db.read_quick() as conn:
-        assert isinstance(conn, QuickReader) == services.db.is_sqlite
+        assert isinstance(conn, QuickConnection) == services.db.is_sqlite
         first = await task_rows.get_task(conn, task_id)
     assert first is not None
     assert first.status.value == "pending"

@@ -83,7 +83,7 @@ class AccountService:
                 until = min(until, principal.key_expires_at)
         last = principal.key_last_used_at
         if last is None or now - last >= TOUCH_INTERVAL:
-            async with self.db.write() as conn:
+            async with self.db.write_quick() as conn:
                 await account_rows.touch_key(conn, principal.key_id, now=now)
             principal = replace(principal, key_last_used_at=now)
         if self.cache_seconds > 0:

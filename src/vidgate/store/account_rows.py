@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.errors import Conflict
-from vidgate.store.database import Reader, upsert_insert
+from vidgate.store.database import Conn, upsert_insert
 from vidgate.store.tables import accounts, api_keys, server_state, user_groups
 
 
@@ -213,11 +213,11 @@ async def revoke_key(conn: AsyncConnection, key_id: str, *, now: float) -> bool:
     return bool(result.rowcount)
 
 
-async def touch_key(conn: AsyncConnection, key_id: str, *, now: float) -> None:
+async def touch_key(conn: Conn, key_id: str, *, now: float) -> None:
     await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=now))
 
 
-async def principal_for_key(conn: Reader, key_hash: str, *, now: float) -> Principal | None:
+async def principal_for_key(conn: Conn, key_hash: str, *, now: float) -> Principal | None:
     row = (
         await conn.execute(
             select(

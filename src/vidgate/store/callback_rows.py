@@ -222,28 +222,30 @@ async def get_secrets(conn: AsyncConnection, account_id: str) -> Secrets:
     return Secrets(row[0], row[1], row[2])
 
 
-async def set_secret(
-    conn: AsyncConnection,
-    account_id: str,
-    secret: str,
-    *,
-    previous: str | None = None,
-    previous_expires_at: float | None = None,
-    only_if_unset: bool = False,
-) -> bool:
-    condition = accounts.c.id == account_id
-    if only_if_unset:
-        condition = and_(condition, accounts.c.webhook_secret.is_(None))
+async def set_first_secret(conn: AsyncConnection, account_id: str, secret: str) -> bool:
+    """Give the account its first signing secret; False when it already has one."""
     result = await conn.execute(
         update(accounts)
-        .where(condition)
+        .where(accounts.c.id == account_id, accounts.c.webhook_secret.is_(None))
+        .values(webhook_secret=secret)
+    )
+    return bool(result.rowcount)
+
+
+async def rotate_secret(
+    conn: AsyncConnection, account_id: str, secret: str, *, previous_expires_at: float
+) -> None:
+    """Make ``secret`` the current one and the current one the previous, in one statement (the
+    right-hand sides read the row as it was), so two rotations at once each keep the other's."""
+    await conn.execute(
+        update(accounts)
+        .where(accounts.c.id == account_id)
         .values(
             webhook_secret=secret,
-            previous_webhook_secret=previous,
+            previous_webhook_secret=accounts.c.webhook_secret,
             previous_secret_expires_at=previous_expires_at,
         )
     )
-    return bool(result.rowcount)
 
 
 async def counts_by_status(conn: AsyncConnection) -> dict[str, int]:

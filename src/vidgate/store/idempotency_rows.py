@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vidgate.store.database import Conn
 from vidgate.store.tables import idempotency_keys
 
 
@@ -20,7 +21,7 @@ class KeyRecord:
     locked_until: float | None
 
 
-async def find(conn: AsyncConnection, account_id: str, key: str, *, now: float) -> KeyRecord | None:
+async def find(conn: Conn, account_id: str, key: str, *, now: float) -> KeyRecord | None:
     row = (
         await conn.execute(
             select(idempotency_keys).where(
@@ -39,7 +40,7 @@ async def find(conn: AsyncConnection, account_id: str, key: str, *, now: float) 
 
 
 async def claim(
-    conn: AsyncConnection,
+    conn: Conn,
     account_id: str,
     key: str,
     fingerprint: str,
@@ -88,8 +89,24 @@ async def claim(
     return True
 
 
+_COMPLETE = (
+    update(idempotency_keys)
+    .where(
+        idempotency_keys.c.account_id == bindparam("account"),
+        idempotency_keys.c.key == bindparam("idempotency_key"),
+    )
+    .values(
+        status="done",
+        response_status=bindparam("answer_status"),
+        response_body=bindparam("answer_body"),
+        task_id=bindparam("answer_task"),
+        locked_until=None,
+    )
+)
+
+
 async def complete(
-    conn: AsyncConnection,
+    conn: Conn,
     account_id: str,
     key: str,
     *,
@@ -98,19 +115,18 @@ async def complete(
     task_id: str | None,
 ) -> None:
     await conn.execute(
-        update(idempotency_keys)
-        .where(idempotency_keys.c.account_id == account_id, idempotency_keys.c.key == key)
-        .values(
-            status="done",
-            response_status=status,
-            response_body=body,
-            task_id=task_id,
-            locked_until=None,
-        )
+        _COMPLETE,
+        {
+            "account": account_id,
+            "idempotency_key": key,
+            "answer_status": status,
+            "answer_body": body,
+            "answer_task": task_id,
+        },
     )
 
 
-async def release(conn: AsyncConnection, account_id: str, key: str) -> None:
+async def release(conn: Conn, account_id: str, key: str) -> None:
     """Forget an in-progress key whose request failed, so a retry runs afresh."""
     await conn.execute(
         delete(idempotency_keys).where(

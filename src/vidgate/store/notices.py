@@ -16,11 +16,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import asyncpg
 from sqlalchemy import func, literal, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+if TYPE_CHECKING:  # the database module imports this one
+    from vidgate.store.database import Conn
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ BACKOFF_CAP = 30.0
 _SQLALCHEMY_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func")
 
 
-async def notify(conn: AsyncConnection, kind: NoticeKind, arg: str = "") -> None:
+async def notify(conn: Conn, kind: NoticeKind, arg: str = "") -> None:
     """Send a hint with the caller's transaction (PostgreSQL); nothing on SQLite."""
     if conn.dialect.name == "postgresql":
         await conn.execute(select(func.pg_notify(CHANNEL, f"{kind}:{arg}")))

@@ -130,6 +130,7 @@ tasks = Table(
     CheckConstraint("progress >= 0 AND progress <= 100", name="progress_range"),
 )
 Index("ix_tasks_claim", tasks.c.status, tasks.c.created_at)
+Index("ix_tasks_queue", tasks.c.status, tasks.c.engine, tasks.c.created_at, tasks.c.id)
 Index("ix_tasks_account_created", tasks.c.account_id, tasks.c.created_at)
 Index("ix_tasks_lease", tasks.c.status, tasks.c.lease_expires_at)
 Index("ix_tasks_account_status_created", tasks.c.account_id, tasks.c.status, tasks.c.created_at)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vidgate.store.database import Reader
+from vidgate.store.database import Conn
 from vidgate.store.tables import tasks
 from vidgate.store.task_rows import to_task
 from vidgate.tasks.model import Task, TaskStatus
@@ -78,32 +78,59 @@ async def list_tasks(
     return [to_task(row) for row in rows]
 
 
-async def queue_position(conn: Reader, task: Task) -> int:
+# Built once: every create and every poll of a pending task counts. The (created_at, id) row
+# comparison is a range of ix_tasks_queue, so only the tasks ahead are counted, in the index.
+_QUEUE_AHEAD = (
+    select(func.count())
+    .select_from(tasks)
+    .where(
+        tasks.c.status == TaskStatus.PENDING.value,
+        tasks.c.engine == bindparam("engine"),
+        tuple_(tasks.c.created_at, tasks.c.id)
+        < tuple_(
+            bindparam("created", type_=tasks.c.created_at.type),
+            bindparam("id", type_=tasks.c.id.type),
+        ),
+    )
+)
+
+
+async def queue_position(conn: Conn, task: Task) -> int:
     """1 for the next task a worker of its engine will take, 2 for the one after, ..."""
     ahead = (
         await conn.execute(
-            select(func.count())
-            .select_from(tasks)
-            .where(
-                tasks.c.status == TaskStatus.PENDING.value,
-                tasks.c.engine == task.engine,
-                or_(
-                    tasks.c.created_at < task.created_at,
-                    and_(tasks.c.created_at == task.created_at, tasks.c.id < task.id),
-                ),
-            )
+            _QUEUE_AHEAD, {"engine": task.engine, "created": task.created_at, "id": task.id}
         )
     ).scalar()
     return int(ahead or 0) + 1
 
 
-async def counts_by_status(conn: AsyncConnection) -> dict[tuple[str, str], int]:
-    """(model, status) -> how many tasks, for the metrics."""
+TaskCounts = dict[tuple[str, str], int]
+
+
+async def unfinished_counts(conn: AsyncConnection) -> TaskCounts:
+    """(model, status) -> how many tasks are pending or processing: the queue, no more."""
     rows = await conn.execute(
         select(tasks.c.model, tasks.c.status, func.count())
-        .where(tasks.c.purged_at.is_(None))
+        .where(tasks.c.status.in_((TaskStatus.PENDING.value, TaskStatus.PROCESSING.value)))
         .group_by(tasks.c.model, tasks.c.status)
     )
+    return {(row[0], row[1]): int(row[2]) for row in rows}
+
+
+async def finished_counts(
+    conn: AsyncConnection, *, after: float | None = None, until: float | None = None
+) -> TaskCounts:
+    """(model, status) -> how many tasks finished in (``after``, ``until``], purged or not: a
+    range of ix_tasks_finished."""
+    query = select(tasks.c.model, tasks.c.status, func.count()).where(
+        tasks.c.status.in_((TaskStatus.COMPLETED.value, TaskStatus.FAILED.value))
+    )
+    if after is not None:
+        query = query.where(tasks.c.finished_at > after)
+    if until is not None:
+        query = query.where(tasks.c.finished_at <= until)
+    rows = await conn.execute(query.group_by(tasks.c.model, tasks.c.status))
     return {(row[0], row[1]): int(row[2]) for row in rows}
 
 

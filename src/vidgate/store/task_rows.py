@@ -6,10 +6,10 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, case, func, insert, or_, select, update
+from sqlalchemy import Row, Select, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vidgate.store.database import Reader
+from vidgate.store.database import Conn
 from vidgate.store.notices import notify, notify_clause
 from vidgate.store.tables import tasks
 from vidgate.tasks.model import Task, TaskError, TaskStatus
@@ -48,56 +48,63 @@ def to_task(row: Row[Any]) -> Task:
     )
 
 
-async def insert_task(conn: AsyncConnection, task: Task) -> None:
+# The hot paths' statements, built once (a create inserts and counts; a poll reads).
+_INSERT_TASK = insert(tasks)
+_GET_TASK = select(tasks).where(tasks.c.id == bindparam("id"), tasks.c.purged_at.is_(None))
+_GET_OWN_TASK = _GET_TASK.where(tasks.c.account_id == bindparam("account"))
+_COUNT_ACTIVE = (
+    select(func.count())
+    .select_from(tasks)
+    .where(
+        tasks.c.account_id == bindparam("account"),
+        tasks.c.status.in_((TaskStatus.PENDING.value, TaskStatus.PROCESSING.value)),
+    )
+)
+
+
+async def insert_task(conn: Conn, task: Task) -> None:
     await conn.execute(
-        insert(tasks).values(
-            id=task.id,
-            account_id=task.account_id,
-            api_key_id=task.api_key_id,
-            model=task.model,
-            engine=task.engine,
-            status=task.status.value,
-            progress=task.progress,
-            prompt=task.prompt,
-            aspect_ratio=task.aspect_ratio,
-            image_keys=task.image_keys,
-            callback_url=task.callback_url,
-            extra=task.extra,
-            user_group=task.user_group,
-            credits_cents=task.credits_cents,
-            estimated_time=task.estimated_time,
-            created_at=task.created_at,
-            updated_at=task.updated_at,
-            attempt=0,
-            cancel_requested=False,
-            available_at=task.created_at,
-            retries=0,
-            deadline_at=task.deadline_at,
-        )
+        _INSERT_TASK,
+        {
+            "id": task.id,
+            "account_id": task.account_id,
+            "api_key_id": task.api_key_id,
+            "model": task.model,
+            "engine": task.engine,
+            "status": task.status.value,
+            "progress": task.progress,
+            "prompt": task.prompt,
+            "aspect_ratio": task.aspect_ratio,
+            "image_keys": task.image_keys,
+            "callback_url": task.callback_url,
+            "extra": task.extra,
+            "user_group": task.user_group,
+            "credits_cents": task.credits_cents,
+            "estimated_time": task.estimated_time,
+            "created_at": task.created_at,
+            "updated_at": task.updated_at,
+            "attempt": 0,
+            "cancel_requested": False,
+            "available_at": task.created_at,
+            "retries": 0,
+            "deadline_at": task.deadline_at,
+        },
     )
     await notify(conn, "new")
 
 
-async def get_task(conn: Reader, task_id: str, *, account_id: str | None = None) -> Task | None:
-    query = select(tasks).where(tasks.c.id == task_id, tasks.c.purged_at.is_(None))
-    if account_id is not None:
-        query = query.where(tasks.c.account_id == account_id)
-    row = (await conn.execute(query)).first()
+async def get_task(conn: Conn, task_id: str, *, account_id: str | None = None) -> Task | None:
+    if account_id is None:
+        found = await conn.execute(_GET_TASK, {"id": task_id})
+    else:
+        found = await conn.execute(_GET_OWN_TASK, {"id": task_id, "account": account_id})
+    row = found.first()
     return to_task(row) if row else None
 
 
-async def count_active(conn: AsyncConnection, account_id: str) -> int:
+async def count_active(conn: Conn, account_id: str) -> int:
     """The account's unfinished tasks (pending or processing)."""
-    value = (
-        await conn.execute(
-            select(func.count())
-            .select_from(tasks)
-            .where(
-                tasks.c.account_id == account_id,
-                tasks.c.status.in_((TaskStatus.PENDING.value, TaskStatus.PROCESSING.value)),
-            )
-        )
-    ).scalar()
+    value = (await conn.execute(_COUNT_ACTIVE, {"account": account_id})).scalar()
     return int(value or 0)
 
 

@@ -59,7 +59,7 @@ class IdempotencyService:
             )
         digest = fingerprint(body)
         now = self.clock()
-        async with self.db.write() as conn:
+        async with self.db.write_quick() as conn:
             if await idempotency_rows.claim(
                 conn,
                 account_id,
@@ -80,7 +80,7 @@ class IdempotencyService:
         return Replay(found.response_status or 200, found.response_body.encode())
 
     async def abandon(self, claim: Claim) -> None:
-        async with self.db.write() as conn:
+        async with self.db.write_quick() as conn:
             await idempotency_rows.release(conn, claim.account_id, claim.key)
 
     async def forget_expired(self) -> int:

@@ -129,15 +129,17 @@ class TaskService:
         self.max_active_tasks = max_active_tasks
         self.clock = clock
         self.wakeup = Wakeup()
-        # Tasks running in this process: a cancel here reaches their engine at once; a cancel
-        # through another replica reaches it at the worker's next heartbeat.
+        # Tasks running in this process: a cancel here reaches their engine at once; one made
+        # through another replica when its notice arrives (PostgreSQL), else at the worker's
+        # next heartbeat.
         self.running: dict[str, threading.Event] = {}
+        self.stop_checks: set[asyncio.Task[None]] = set()
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._estimates: dict[str, tuple[float, int]] = {}
         # On PostgreSQL, other replicas' new tasks and task changes wake this one's workers and
         # waits too (a hint: both also poll).
         db.subscribe("new", lambda _: self.wakeup.notify())
-        db.subscribe("task", self.changed)
+        db.subscribe("task", self.heard)
 
     # --- the public API's side -------------------------------------------------------------
 
@@ -197,7 +199,7 @@ class TaskService:
             max_active = self.max_active_tasks
         try:
             # One transaction: the task exists exactly when its credits are reserved.
-            async with self.db.write() as conn:
+            async with self.db.write_quick() as conn:
                 await task_rows.insert_task(conn, task)
                 # The reservation locks the account row, so the count below sees every other
                 # create of this account that committed first (PostgreSQL as well as SQLite).
@@ -331,6 +333,27 @@ class TaskService:
         """Wake this process's waits on the task (a write here changed it)."""
         for event in self._watchers.get(task_id, ()):
             event.set()
+
+    def heard(self, task_id: str) -> None:
+        """A notice that the task changed, from any replica: wake the waits, and when it runs
+        here, read whether its engine must stop (cancelled, or finished by a deadline)."""
+        self.changed(task_id)
+        stop = self.running.get(task_id)
+        if stop is not None and not stop.is_set():
+            check = asyncio.create_task(self._stop_if_over(task_id, stop))
+            self.stop_checks.add(check)
+            check.add_done_callback(self.stop_checks.discard)
+
+    async def _stop_if_over(self, task_id: str, stop: threading.Event) -> None:
+        try:
+            async with self.db.read_quick() as conn:
+                task = await task_rows.get_task(conn, task_id)
+        except Exception as error:  # the worker's heartbeat will learn it instead
+            log.warning("task %s: could not read it after a notice: %r", task_id, error)
+            return
+        if task is None or task.cancel_requested or task.status is not TaskStatus.PROCESSING:
+            log.info("task %s: changed elsewhere; stopping its engine here", task_id)
+            stop.set()
 
     async def queue_position(self, task: Task) -> int | None:
         if task.status is not TaskStatus.PENDING:

@@ -34,7 +34,7 @@ class WebhookSecrets:
             found = await callback_rows.get_secrets(conn, account_id)
         if found.current is None:
             async with self.db.write() as conn:
-                await callback_rows.set_secret(conn, account_id, new_secret(), only_if_unset=True)
+                await callback_rows.set_first_secret(conn, account_id, new_secret())
                 found = await callback_rows.get_secrets(conn, account_id)
         assert found.current is not None
         expires = found.previous_expires_at if found.previous else None
@@ -43,14 +43,12 @@ class WebhookSecrets:
         return SecretView(found.current, expires)
 
     async def rotate(self, account_id: str) -> SecretView:
-        """A new secret; the old one keeps signing too until the grace period ends."""
-        old = (await self.current(account_id)).secret
+        """A new secret; the one it replaces keeps signing too until the grace period ends."""
+        await self.current(account_id)  # an account's first secret is made on first use
         fresh = new_secret()
         until = self.clock() + self.grace
         async with self.db.write() as conn:
-            await callback_rows.set_secret(
-                conn, account_id, fresh, previous=old, previous_expires_at=until
-            )
+            await callback_rows.rotate_secret(conn, account_id, fresh, previous_expires_at=until)
         return SecretView(fresh, until)
 
     async def signing_secrets(self, account_id: str) -> list[str]:
