@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 
 import av
 import httpx
 import pytest
+import trustme
 from playwright.sync_api import Page, expect
 
-from support import E2E_KEY, ServerProcess, assert_error, image_bytes, structured_image
+from support import (
+    E2E_KEY,
+    HookReceiver,
+    ServerProcess,
+    assert_error,
+    image_bytes,
+    structured_image,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -287,6 +297,83 @@ def test_pending_tasks_update_live_and_cancel_from_their_page(
     assert page_errors == []
 
 
+def test_the_webhook_secret_is_shown_hidden_and_rotated(
+    page: Page, server: ServerProcess, shot: Callable[..., Path], page_errors: list[str]
+) -> None:
+    with httpx.Client(base_url=server.url, headers=bearer(E2E_KEY), timeout=30) as http:
+        before = http.get("/v1/webhook-secret").json()["secret"]
+        page.goto("/#/webhooks")
+        sign_in(page, E2E_KEY)
+        secret = page.locator("#webhook-secret")
+        expect(secret).to_have_value(before)
+        expect(secret).to_have_attribute("type", "password")  # not on screen until asked
+        page.click("#show-secret")
+        expect(secret).to_have_attribute("type", "text")
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#rotate-secret")
+        expect(secret).not_to_have_value(before)
+        expect(page.locator("#previous-secret")).to_contain_text("previous secret also signs until")
+        shot("rotated")
+        after = http.get("/v1/webhook-secret").json()
+    assert after["secret"] == secret.input_value()
+    assert after["secret"].startswith("whsec_")
+    assert after["previous_secret_valid_until"] is not None
+    assert page_errors == []
+
+
+def test_a_delivered_callback_is_sent_again_from_the_task_page(
+    page: Page, tmp_path: Path, shot: Callable[..., Path], page_errors: list[str]
+) -> None:
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    with HookReceiver(tls) as hooks:
+        idle = ServerProcess(
+            tmp_path / "data",
+            {
+                "VIDGATE_WORKERS": "0",
+                "VIDGATE_EGRESS_ALLOW": f"127.0.0.1:{hooks.port}",
+                "VIDGATE_EGRESS_CA_BUNDLE": str(bundle),
+            },
+        )
+        idle.start()
+        try:
+            with httpx.Client(base_url=idle.url, headers=bearer(E2E_KEY), timeout=30) as http:
+                created = http.post(
+                    "/v1/videos/generations",
+                    json={
+                        "model": "veo3.1-fast",
+                        "prompt": "A paper boat in the rain",
+                        "callback_url": f"https://127.0.0.1:{hooks.port}/hook",
+                    },
+                )
+                assert created.status_code == 200, created.text
+                task_id = created.json()["id"]
+                # A cancel finishes it, and a finished task is called back.
+                assert http.post(f"/v1/tasks/{task_id}/cancel").status_code == 200
+                wait_until(lambda: len(hooks.hooks) == 1, "the first callback", timeout=30)
+
+            page.goto(f"{idle.url}/#/tasks/{task_id}")
+            sign_in(page, E2E_KEY)
+            attempts = page.locator("#callbacks-table tbody tr")
+            expect(attempts).to_have_count(1)
+            expect(page.locator("#task-callbacks")).to_contain_text("delivered")
+            page.click("#redeliver-callback")
+            wait_until(lambda: len(hooks.hooks) == 2, "the callback sent again", timeout=30)
+            expect(attempts).to_have_count(2)
+            expect(page.locator("#task-callbacks .badge")).to_have_text("delivered")
+            shot("sent-again")
+        finally:
+            idle.stop()
+    first, again = hooks.hooks
+    assert first.headers["webhook-id"] == again.headers["webhook-id"]
+    assert first.body == again.body
+    assert page_errors == []
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_every_page_fits_a_phone_screen(
     page: Page,
@@ -306,6 +393,7 @@ def test_every_page_fits_a_phone_screen(
         ("task", f"#/tasks/{task['id']}", "#task-video"),
         ("keys", "#/keys", "#keys-table"),
         ("credits", "#/credits", "#ledger-table tbody tr"),
+        ("webhooks", "#/webhooks", "#rotate-secret"),
         ("accounts", "#/admin", "#accounts-table"),
     ):
         page.goto(f"/{hash_}")
