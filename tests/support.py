@@ -311,6 +311,22 @@ class HookReceiver(TlsPerConnection):
         self.server_close()
 
 
+@contextlib.contextmanager
+def loopback_receiver(directory: Path) -> Iterator[tuple[HookReceiver, Path]]:
+    """A running HookReceiver on 127.0.0.1 with a certificate from a fresh CA, and that CA's
+    bundle (written in ``directory``) for the server's VIDGATE_EGRESS_CA_BUNDLE."""
+    import trustme
+
+    ca = trustme.CA()
+    bundle = directory / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    # The callback URL names the address itself, so the certificate carries it as an IP SAN.
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    with HookReceiver(tls) as hooks:
+        yield hooks, bundle
+
+
 class WorkerProcess:
     """``python -m vidgate worker`` (workers, reaper, dispatcher; no API) on a data dir; its
     output goes to a log file of its own. Fault tests stop it, kill it or freeze it."""

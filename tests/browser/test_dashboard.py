@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import os
 import re
-import ssl
 from collections.abc import Callable
 from pathlib import Path
 
 import av
 import httpx
 import pytest
-import trustme
 from playwright.sync_api import Page, expect
 
 from support import (
     E2E_KEY,
-    HookReceiver,
     ServerProcess,
     assert_error,
     image_bytes,
+    loopback_receiver,
     structured_image,
     wait_until,
 )
@@ -325,12 +323,7 @@ def test_the_webhook_secret_is_shown_hidden_and_rotated(
 def test_a_delivered_callback_is_sent_again_from_the_task_page(
     page: Page, tmp_path: Path, shot: Callable[..., Path], page_errors: list[str]
 ) -> None:
-    ca = trustme.CA()
-    bundle = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(tls)
-    with HookReceiver(tls) as hooks:
+    with loopback_receiver(tmp_path) as (hooks, bundle):
         idle = ServerProcess(
             tmp_path / "data",
             {

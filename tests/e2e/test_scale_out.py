@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,10 +17,15 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import trustme
 from sqlalchemy.engine import make_url
 
-from support import HookReceiver, RemoteWorkerProcess, ServerProcess, wait_until
+from support import (
+    HookReceiver,
+    RemoteWorkerProcess,
+    ServerProcess,
+    loopback_receiver,
+    wait_until,
+)
 from vidgate.media.video import probe
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -48,12 +52,7 @@ def query(url: str, sql: str) -> list[Any]:
 def test_two_apis_three_workers_300_tasks_survive_a_kill_and_a_restart(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    ca = trustme.CA()
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    with HookReceiver(context) as hooks:
+    with loopback_receiver(tmp_path) as (hooks, ca_file):
         env = {
             "VIDGATE_DATABASE_URL": postgres_url,
             "VIDGATE_WORKERS": "0",
