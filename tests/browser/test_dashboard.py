@@ -248,6 +248,53 @@ def test_an_admin_tops_up_an_account_and_sees_it_in_the_ledger(
     assert page_errors == []
 
 
+def test_an_admin_makes_a_group_and_an_account_and_moves_the_account(
+    page: Page, server: ServerProcess, shot: Callable[..., Path], page_errors: list[str]
+) -> None:
+    page.goto("/#/admin")
+    sign_in(page, E2E_KEY)
+
+    page.fill("#group-name", "studio")
+    page.fill("#group-ratio", "0.5")
+    page.fill("#group-active", "3")
+    page.click("#group-form button[type=submit]")
+    studio = page.locator("#groups-table tr[data-group='studio']")
+    expect(studio).to_contain_text("0.5")
+    expect(studio).to_contain_text("3")
+    expect(studio).to_contain_text("server default")  # no per-minute limit of its own
+
+    page.fill("#account-name", "dana")
+    page.fill("#account-credits", "10")
+    page.select_option("#account-group", "studio")
+    page.click("#account-form button[type=submit]")
+    expect(page.locator("#new-account-key .warning")).to_contain_text("will not be shown again")
+    key = page.input_value("#new-account-key-value")
+    assert key.startswith("sk-")
+    row = page.locator("#accounts-table tbody tr", has_text="dana")
+    expect(row).to_contain_text("studio")
+    expect(row).to_contain_text("10.00")
+    shot("made")
+
+    page.select_option("#move-account", label="dana")
+    page.select_option("#move-group", "default")
+    page.click("#group-move-form button[type=submit]")
+    expect(row).to_contain_text("default")
+    shot("moved")
+
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        mine = http.get("/v1/credits", headers=bearer(key))
+        assert mine.status_code == 200, mine.text  # the key shown once works
+        assert mine.json()["data"]["user"]["remaining_credits"] == 10
+        accounts = http.get("/admin/accounts", headers=bearer(E2E_KEY)).json()["data"]
+        groups = http.get("/admin/groups", headers=bearer(E2E_KEY)).json()["data"]
+    [dana] = [a for a in accounts if a["name"] == "dana"]
+    assert (dana["user_group"], dana["is_admin"], dana["balance"]) == ("default", False, 10)
+    [group] = [g for g in groups if g["name"] == "studio"]
+    assert float(group["price_ratio"]) == 0.5
+    assert (group["max_active_tasks"], group["rate_limit_per_minute"]) == (3, None)
+    assert page_errors == []
+
+
 def test_pending_tasks_update_live_and_cancel_from_their_page(
     page: Page,
     tmp_path: Path,

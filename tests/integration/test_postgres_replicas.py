@@ -20,6 +20,7 @@ from vidgate.errors import InsufficientCredits
 from vidgate.services import Services, open_services
 from vidgate.settings import Settings
 from vidgate.store import ledger_rows
+from vidgate.store.account_rows import Principal
 from vidgate.store.notices import APPLICATION_NAME, notify
 from vidgate.store.tables import ledger_entries, tasks
 from vidgate.tasks.model import Task, TaskStatus
@@ -45,6 +46,12 @@ async def replicas(tmp_path: Path, postgres_url: str) -> AsyncIterator[tuple[Ser
     finally:
         await first.close()
         await second.close()
+
+
+async def admin_task(replica: Services) -> tuple[Principal, Task]:
+    """The admin, and a task the admin just created through ``replica``."""
+    admin = await replica.accounts.authenticate(f"Bearer {ADMIN_KEY}")
+    return admin, await replica.tasks.create(admin, REQUEST)
 
 
 class Notices:
@@ -130,8 +137,7 @@ async def test_a_new_task_wakes_an_idle_worker_in_the_other_replica(
     await second.tasks.wakeup.wait(0.01)  # forget the wake-up its listener gave on connecting
     idle = asyncio.create_task(second.tasks.wakeup.wait(3600))
     await asyncio.sleep(0)
-    admin = await first.accounts.authenticate(f"Bearer {ADMIN_KEY}")
-    await first.tasks.create(admin, REQUEST)
+    await admin_task(first)
     await asyncio.wait_for(idle, 30)  # an hour's poll, cut short by the notice
 
 
@@ -140,8 +146,7 @@ async def test_a_change_in_one_replica_is_heard_by_the_other_after_commit(
 ) -> None:
     first, second = replicas
     heard = Notices(second)
-    admin = await first.accounts.authenticate(f"Bearer {ADMIN_KEY}")
-    task = await first.tasks.create(admin, REQUEST)
+    _, task = await admin_task(first)
     await heard.until("new")
     claimed = await first.runs.claim("w1")
     assert claimed is not None
@@ -180,8 +185,7 @@ async def test_a_finished_task_with_a_callback_wakes_the_other_replicas_dispatch
 ) -> None:
     first, second = replicas
     heard = Notices(second)
-    admin = await first.accounts.authenticate(f"Bearer {ADMIN_KEY}")
-    task = await first.tasks.create(admin, REQUEST)
+    admin, task = await admin_task(first)
     async with first.db.write() as conn:  # as if created with one (no receiver is needed)
         await conn.execute(
             tasks.update().where(tasks.c.id == task.id).values(callback_url="https://example.com/")
@@ -215,8 +219,7 @@ async def test_the_listener_reconnects_when_its_connection_is_killed(
     await heard.until("callbacks")
     assert listener.connections == before + 1
     heard.heard.clear()
-    admin = await first.accounts.authenticate(f"Bearer {ADMIN_KEY}")
-    await first.tasks.create(admin, REQUEST)
+    await admin_task(first)
     await heard.until("new")
 
 
@@ -225,8 +228,7 @@ async def test_a_cancel_through_one_replica_stops_the_engine_running_in_the_othe
 ) -> None:
     first, second = replicas
     heard = Notices(first)
-    admin = await first.accounts.authenticate(f"Bearer {ADMIN_KEY}")
-    task = await first.tasks.create(admin, REQUEST)
+    admin, task = await admin_task(first)
     claimed = await first.runs.claim("w1")
     assert claimed is not None
     assert claimed.id == task.id

@@ -830,23 +830,7 @@
     append(view.main, el("h1", { text: "API keys" }), error, form, created, el("h2", { text: "Keys of this account" }), list);
 
     function showCreated(key) {
-      const value = el("input", { id: "new-key-value", readonly: true, value: key.key, "aria-label": "The new key", spellcheck: "false" });
-      const copy = el("button", { type: "button", id: "copy-key", text: "Copy" });
-      copy.addEventListener("click", async () => {
-        try {
-          await navigator.clipboard.writeText(key.key);
-        } catch {
-          value.select(); // no clipboard API (plain http): select it for the user to copy
-          document.execCommand("copy");
-        }
-        copy.textContent = "Copied";
-      });
-      replace(
-        created,
-        el("p", { class: "warning", role: "alert", text: `Key "${key.name}" created. Copy it now: it will not be shown again.` }),
-        el("div", { class: "copy-row" }, value, copy),
-      );
-      created.hidden = false;
+      showKeyOnce(created, `Key "${key.name}" created.`, key.key, "new-key-value", "copy-key");
     }
 
     async function load() {
@@ -909,6 +893,27 @@
       });
     });
     load();
+  }
+
+  /** A new key in ``box``, with its warning and a copy button: the only time it is shown. */
+  function showKeyOnce(box, headline, secret, valueId, copyId) {
+    const value = el("input", { id: valueId, readonly: true, value: secret, "aria-label": "The new key", spellcheck: "false" });
+    const copy = el("button", { type: "button", id: copyId, text: "Copy" });
+    copy.addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText(secret);
+      } catch {
+        value.select(); // no clipboard API (plain http): select it for the user to copy
+        document.execCommand("copy");
+      }
+      copy.textContent = "Copied";
+    });
+    replace(
+      box,
+      el("p", { class: "warning", role: "alert", text: `${headline} Copy the key now: it will not be shown again.` }),
+      el("div", { class: "copy-row" }, value, copy),
+    );
+    box.hidden = false;
   }
 
   // --- credits ----------------------------------------------------------------------------
@@ -1079,31 +1084,159 @@
     const view = newView("Accounts", "admin");
     const error = el("p", { class: "error", role: "alert", hidden: true });
     const list = el("div", { class: "card flush" });
-    const account = el("select", { id: "topup-account", name: "account", required: true });
+    const groupList = el("div", { class: "card flush" });
+    let accounts = [];
+    let groups = [];
+
+    // Selects of accounts and of groups, refilled (keeping their choice) on every load.
+    const accountSelects = [];
+    const groupSelects = [];
+    const accountSelect = (id) => {
+      const node = el("select", { id, name: "account", required: true });
+      accountSelects.push(node);
+      return node;
+    };
+    const groupSelect = (id) => {
+      const node = el("select", { id, name: "user_group", required: true });
+      groupSelects.push(node);
+      return node;
+    };
+    const field = (id, label, input, grow = false) =>
+      el("div", { class: grow ? "field grow" : "field" }, el("label", { for: id, text: label }), input);
+
+    /** A form whose submit runs ``send`` (a failure shows in the form), then reloads the lists. */
+    function adminForm(id, title, fields, buttonText, send) {
+      const submit = el("button", { type: "submit", text: buttonText });
+      const failure = el("p", { class: "error", role: "alert", hidden: true });
+      const form = el(
+        "form",
+        { id, class: "card" },
+        el("h2", { text: title }),
+        el("div", { class: "row" }, fields),
+        failure,
+        el("div", { class: "actions" }, submit),
+      );
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        failure.hidden = true;
+        await busy(submit, failure, async () => {
+          await send();
+          if (view.live()) await load();
+        });
+      });
+      return form;
+    }
+
+    // Top up.
+    const topupAccount = accountSelect("topup-account");
     const amount = el("input", { id: "topup-credits", name: "credits", type: "number", min: "0.01", step: "0.01", required: true, inputmode: "decimal" });
     const reason = el("input", { id: "topup-reason", name: "reason", maxlength: "500", placeholder: "November" });
-    const submit = el("button", { type: "submit", text: "Add credits" });
-    const topupError = el("p", { class: "error", role: "alert", hidden: true });
-    const form = el(
-      "form",
-      { id: "topup-form", class: "card" },
-      el("h2", { text: "Top up an account" }),
-      el(
-        "div",
-        { class: "row" },
-        el("div", { class: "field" }, el("label", { for: "topup-account", text: "Account" }), account),
-        el("div", { class: "field" }, el("label", { for: "topup-credits", text: "Credits" }), amount),
-        el("div", { class: "field grow" }, el("label", { for: "topup-reason", text: "Reason (optional)" }), reason),
-      ),
-      topupError,
-      el("div", { class: "actions" }, submit),
+    const topup = adminForm(
+      "topup-form",
+      "Top up an account",
+      [field("topup-account", "Account", topupAccount), field("topup-credits", "Credits", amount), field("topup-reason", "Reason (optional)", reason, true)],
+      "Add credits",
+      async () => {
+        const body = { credits: amount.value };
+        if (reason.value.trim()) body.reason = reason.value.trim();
+        const updated = await view.call(`admin/accounts/${encodeURIComponent(topupAccount.value)}/topup`, { method: "POST", body });
+        toast(`${updated.name} now has ${credits(updated.balance)} credits.`);
+        amount.value = "";
+        reason.value = "";
+      },
     );
-    append(view.main, el("h1", { text: "Accounts" }), error, list, form);
+
+    // New account, with its first key shown once.
+    const newName = el("input", { id: "account-name", name: "name", maxlength: "200", required: true, autocomplete: "off" });
+    const opening = el("input", { id: "account-credits", name: "credits", type: "number", min: "0", step: "0.01", value: "0", inputmode: "decimal" });
+    const newGroup = groupSelect("account-group");
+    const isAdmin = el("input", { id: "account-admin", name: "is_admin", type: "checkbox" });
+    const createdKey = el("div", { id: "new-account-key", class: "card new-key", hidden: true });
+    const create = adminForm(
+      "account-form",
+      "Create an account",
+      [
+        field("account-name", "Name", newName, true),
+        field("account-credits", "Opening credits", opening),
+        field("account-group", "Group", newGroup),
+        el("div", { class: "field" }, el("label", { class: "check", for: "account-admin" }, isAdmin, "Admin")),
+      ],
+      "Create account",
+      async () => {
+        const body = { name: newName.value.trim(), credits: opening.value || "0", user_group: newGroup.value, is_admin: isAdmin.checked };
+        const made = await view.call("admin/accounts", { method: "POST", body });
+        showKeyOnce(createdKey, `Account "${made.name}" created.`, made.key, "new-account-key-value", "copy-account-key");
+        newName.value = "";
+        opening.value = "0";
+        isAdmin.checked = false;
+      },
+    );
+
+    // Move an account to another group.
+    const moveAccount = accountSelect("move-account");
+    const moveGroup = groupSelect("move-group");
+    const move = adminForm(
+      "group-move-form",
+      "Change an account's group",
+      [field("move-account", "Account", moveAccount), field("move-group", "Group", moveGroup)],
+      "Change group",
+      async () => {
+        const moved = await view.call(`admin/accounts/${encodeURIComponent(moveAccount.value)}/group`, { method: "PUT", body: { user_group: moveGroup.value } });
+        toast(`${moved.name} is now in group ${moved.user_group}.`);
+      },
+    );
+
+    // Create or change a group's price and limits (blank limits: none).
+    const groupName = el("input", { id: "group-name", name: "name", maxlength: "64", required: true, autocomplete: "off", placeholder: "studio" });
+    const ratio = el("input", { id: "group-ratio", name: "price_ratio", type: "number", min: "0", max: "1000", step: "0.01", value: "1", required: true, inputmode: "decimal" });
+    const perMinute = el("input", { id: "group-rate", name: "rate_limit_per_minute", type: "number", min: "0", step: "1", inputmode: "numeric", placeholder: "server default" });
+    const maxActive = el("input", { id: "group-active", name: "max_active_tasks", type: "number", min: "0", step: "1", inputmode: "numeric", placeholder: "server default" });
+    const setGroup = adminForm(
+      "group-form",
+      "Create or change a group",
+      [
+        field("group-name", "Name", groupName),
+        field("group-ratio", "Price ratio", ratio),
+        field("group-rate", "Requests per minute", perMinute),
+        field("group-active", "Unfinished tasks at once", maxActive),
+      ],
+      "Save group",
+      async () => {
+        const limit = (input) => (input.value === "" ? null : Number(input.value));
+        const body = { price_ratio: ratio.value, rate_limit_per_minute: limit(perMinute), max_active_tasks: limit(maxActive) };
+        const saved = await view.call(`admin/groups/${encodeURIComponent(groupName.value.trim())}`, { method: "PUT", body });
+        toast(`Group ${saved.name} saved.`);
+      },
+    );
+
+    append(
+      view.main,
+      el("h1", { text: "Accounts" }),
+      error,
+      list,
+      topup,
+      create,
+      createdKey,
+      move,
+      el("h2", { text: "User groups" }),
+      groupList,
+      setGroup,
+    );
+
+    function refill(selects, options) {
+      for (const select of selects) {
+        const keep = select.value;
+        replace(select, options.map(([value, text]) => el("option", { value, text })));
+        if (keep && options.some(([value]) => value === keep)) select.value = keep;
+      }
+    }
 
     async function load() {
-      let accounts;
       try {
-        accounts = (await view.call("admin/accounts")).data;
+        [accounts, groups] = await Promise.all([
+          view.call("admin/accounts").then((page) => page.data),
+          view.call("admin/groups").then((page) => page.data),
+        ]);
       } catch (failure) {
         report(failure, error);
         return;
@@ -1116,24 +1249,19 @@
         rows.body.append(row);
       }
       replace(list, rows.node);
-      const keep = account.value;
-      replace(account, accounts.map((a) => el("option", { value: a.id, text: a.name })));
-      if (keep) account.value = keep;
+      const limit = (value) => (value === null || value === undefined ? "server default" : String(value));
+      const groupRows = table("groups-table", ["Name", "Price ratio", "Requests per minute", "Unfinished tasks at once"], "User groups");
+      for (const g of groups) {
+        const row = groupRows.row(g.name, String(g.price_ratio), limit(g.rate_limit_per_minute), limit(g.max_active_tasks));
+        row.dataset.group = g.name;
+        groupRows.body.append(row);
+      }
+      replace(groupList, groupRows.node);
+      refill(accountSelects, accounts.map((a) => [a.id, a.name]));
+      const names = new Set(["default", ...groups.map((g) => g.name)]);
+      refill(groupSelects, [...names].map((name) => [name, name]));
     }
 
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      topupError.hidden = true;
-      const body = { credits: amount.value };
-      if (reason.value.trim()) body.reason = reason.value.trim();
-      await busy(submit, topupError, async () => {
-        const updated = await view.call(`admin/accounts/${encodeURIComponent(account.value)}/topup`, { method: "POST", body });
-        toast(`${updated.name} now has ${credits(updated.balance)} credits.`);
-        amount.value = "";
-        reason.value = "";
-        await load();
-      });
-    });
     load();
   }
 
