@@ -13,7 +13,6 @@ import itertools
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,8 +22,8 @@ import pytest
 import trustme
 from sqlalchemy.engine import make_url
 
-from support import ADMIN_KEY, StaticServer, asgi_client
-from vidgate.services import Services, open_services
+from support import ADMIN_KEY, StaticServer, admin_services, asgi_client
+from vidgate.services import Services
 from vidgate.settings import Settings
 from vidgate.store.database import Database
 
@@ -189,12 +188,8 @@ def settings(tmp_path: Path, static_server: StaticServer, database_url: str | No
 
 @pytest.fixture
 async def services(settings: Settings) -> AsyncIterator[Services]:
-    opened = await open_services(settings)
-    await opened.accounts.bootstrap(key=ADMIN_KEY, credits=Decimal(1000))
-    try:
+    async with admin_services(settings) as opened:
         yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture

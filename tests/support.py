@@ -11,8 +11,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +23,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from vidgate.app import create_app
-from vidgate.services import Services
+from vidgate.services import Services, open_services
+from vidgate.settings import Settings
 
 ADMIN_KEY = "sk-test-admin-0123456789abcdefghijklmnopqrstuvwxyzABCD"
 E2E_KEY = "sk-e2e-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH"
@@ -84,6 +86,18 @@ class ServerProcess:
         return httpx.Client(
             base_url=self.url, headers={"Authorization": f"Bearer {E2E_KEY}"}, timeout=30
         )
+
+    def __enter__(self) -> ServerProcess:
+        """Started (and stopped again if it never became healthy); stopped on leaving."""
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 @dataclass
@@ -166,6 +180,16 @@ def image_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
 T = TypeVar("T")
 
 
+class Clock:
+    """A clock a test sets by hand: ``clock.now += 60``. Starts at ``now``, else the time."""
+
+    def __init__(self, now: float | None = None) -> None:
+        self.now = time.time() if now is None else now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def wait_until(
     condition: Callable[[], T | None], what: str, timeout: float = 60.0, *, every: float = 0.05
 ) -> T:
@@ -178,6 +202,18 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(every)
+
+
+@contextlib.asynccontextmanager
+async def admin_services(settings: Settings, **options: Any) -> AsyncIterator[Services]:
+    """``open_services(settings, **options)`` with the admin account (ADMIN_KEY, 1,000
+    credits), closed on leaving."""
+    opened = await open_services(settings, **options)
+    try:
+        await opened.accounts.bootstrap(key=ADMIN_KEY, credits=Decimal(1000))
+        yield opened
+    finally:
+        await opened.close()
 
 
 def asgi_client(

@@ -53,14 +53,10 @@ def browser(chromium_path: Path) -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One server for a module's tests (its admin key is E2E_KEY); each test makes its own data."""
-    process = ServerProcess(
+    with ServerProcess(
         tmp_path_factory.mktemp("dashboard") / "data", {"VIDGATE_RATE_LIMIT_PER_MINUTE": "0"}
-    )
-    process.start()
-    try:
+    ) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture

@@ -302,43 +302,41 @@ def test_pending_tasks_update_live_and_cancel_from_their_page(
     page_errors: list[str],
 ) -> None:
     # No workers: tasks stay pending until something cancels them.
-    idle = ServerProcess(tmp_path / "data", {"VIDGATE_WORKERS": "0"})
-    idle.start()
-    try:
-        with httpx.Client(base_url=idle.url, headers=bearer(E2E_KEY), timeout=30) as http:
-            ids = []
-            for prompt in ("first, cancelled elsewhere", "second, cancelled here"):
-                created = http.post(
-                    "/v1/videos/generations", json={"model": "veo3.1-fast", "prompt": prompt}
-                )
-                assert created.status_code == 200, created.text
-                ids.append(created.json()["id"])
-            elsewhere, here = ids
-
-            page.goto(f"{idle.url}/#/tasks")
-            sign_in(page, E2E_KEY)
-            row = page.locator(f"#tasks-table tr[data-task-id='{elsewhere}']")
-            expect(row).to_have_attribute("data-status", "pending")
-            # The list follows unfinished rows: a cancel made through the API shows up.
-            assert http.post(f"/v1/tasks/{elsewhere}/cancel").status_code == 200
-            expect(row).to_have_attribute("data-status", "failed")
-
-            page.goto(f"{idle.url}/#/tasks/{here}")
-            expect(page.locator("#task-status")).to_have_text("pending")
-            expect(page.locator(".facts")).to_contain_text("Queue position")
-            page.once("dialog", lambda dialog: dialog.accept())
-            page.click("#cancel-task")
-            expect(page.locator("#task-status")).to_have_text("failed")
-            expect(page.locator("#task-error-code")).to_have_text("request_cancelled")
-            expect(page.locator("#task-error-message")).to_have_text(
-                "The task was cancelled before it started."
+    with (
+        ServerProcess(tmp_path / "data", {"VIDGATE_WORKERS": "0"}) as idle,
+        httpx.Client(base_url=idle.url, headers=bearer(E2E_KEY), timeout=30) as http,
+    ):
+        ids = []
+        for prompt in ("first, cancelled elsewhere", "second, cancelled here"):
+            created = http.post(
+                "/v1/videos/generations", json={"model": "veo3.1-fast", "prompt": prompt}
             )
-            expect(page.locator("#cancel-task")).to_be_hidden()
-            expect(page.locator("#task-video")).to_have_count(0)
-            shot("cancelled")
-            assert http.get(f"/v1/tasks/{here}").json()["status"] == "failed"
-    finally:
-        idle.stop()
+            assert created.status_code == 200, created.text
+            ids.append(created.json()["id"])
+        elsewhere, here = ids
+
+        page.goto(f"{idle.url}/#/tasks")
+        sign_in(page, E2E_KEY)
+        row = page.locator(f"#tasks-table tr[data-task-id='{elsewhere}']")
+        expect(row).to_have_attribute("data-status", "pending")
+        # The list follows unfinished rows: a cancel made through the API shows up.
+        assert http.post(f"/v1/tasks/{elsewhere}/cancel").status_code == 200
+        expect(row).to_have_attribute("data-status", "failed")
+
+        page.goto(f"{idle.url}/#/tasks/{here}")
+        expect(page.locator("#task-status")).to_have_text("pending")
+        expect(page.locator(".facts")).to_contain_text("Queue position")
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#cancel-task")
+        expect(page.locator("#task-status")).to_have_text("failed")
+        expect(page.locator("#task-error-code")).to_have_text("request_cancelled")
+        expect(page.locator("#task-error-message")).to_have_text(
+            "The task was cancelled before it started."
+        )
+        expect(page.locator("#cancel-task")).to_be_hidden()
+        expect(page.locator("#task-video")).to_have_count(0)
+        shot("cancelled")
+        assert http.get(f"/v1/tasks/{here}").json()["status"] == "failed"
     assert page_errors == []
 
 
@@ -370,44 +368,42 @@ def test_the_webhook_secret_is_shown_hidden_and_rotated(
 def test_a_delivered_callback_is_sent_again_from_the_task_page(
     page: Page, tmp_path: Path, shot: Callable[..., Path], page_errors: list[str]
 ) -> None:
-    with loopback_receiver(tmp_path) as (hooks, bundle):
-        idle = ServerProcess(
+    with (
+        loopback_receiver(tmp_path) as (hooks, bundle),
+        ServerProcess(
             tmp_path / "data",
             {
                 "VIDGATE_WORKERS": "0",
                 "VIDGATE_EGRESS_ALLOW": f"127.0.0.1:{hooks.port}",
                 "VIDGATE_EGRESS_CA_BUNDLE": str(bundle),
             },
-        )
-        idle.start()
-        try:
-            with httpx.Client(base_url=idle.url, headers=bearer(E2E_KEY), timeout=30) as http:
-                created = http.post(
-                    "/v1/videos/generations",
-                    json={
-                        "model": "veo3.1-fast",
-                        "prompt": "A paper boat in the rain",
-                        "callback_url": f"https://127.0.0.1:{hooks.port}/hook",
-                    },
-                )
-                assert created.status_code == 200, created.text
-                task_id = created.json()["id"]
-                # A cancel finishes it, and a finished task is called back.
-                assert http.post(f"/v1/tasks/{task_id}/cancel").status_code == 200
-                wait_until(lambda: len(hooks.hooks) == 1, "the first callback", timeout=30)
+        ) as idle,
+    ):
+        with httpx.Client(base_url=idle.url, headers=bearer(E2E_KEY), timeout=30) as http:
+            created = http.post(
+                "/v1/videos/generations",
+                json={
+                    "model": "veo3.1-fast",
+                    "prompt": "A paper boat in the rain",
+                    "callback_url": f"https://127.0.0.1:{hooks.port}/hook",
+                },
+            )
+            assert created.status_code == 200, created.text
+            task_id = created.json()["id"]
+            # A cancel finishes it, and a finished task is called back.
+            assert http.post(f"/v1/tasks/{task_id}/cancel").status_code == 200
+            wait_until(lambda: len(hooks.hooks) == 1, "the first callback", timeout=30)
 
-            page.goto(f"{idle.url}/#/tasks/{task_id}")
-            sign_in(page, E2E_KEY)
-            attempts = page.locator("#callbacks-table tbody tr")
-            expect(attempts).to_have_count(1)
-            expect(page.locator("#task-callbacks")).to_contain_text("delivered")
-            page.click("#redeliver-callback")
-            wait_until(lambda: len(hooks.hooks) == 2, "the callback sent again", timeout=30)
-            expect(attempts).to_have_count(2)
-            expect(page.locator("#task-callbacks .badge")).to_have_text("delivered")
-            shot("sent-again")
-        finally:
-            idle.stop()
+        page.goto(f"{idle.url}/#/tasks/{task_id}")
+        sign_in(page, E2E_KEY)
+        attempts = page.locator("#callbacks-table tbody tr")
+        expect(attempts).to_have_count(1)
+        expect(page.locator("#task-callbacks")).to_contain_text("delivered")
+        page.click("#redeliver-callback")
+        wait_until(lambda: len(hooks.hooks) == 2, "the callback sent again", timeout=30)
+        expect(attempts).to_have_count(2)
+        expect(page.locator("#task-callbacks .badge")).to_have_text("delivered")
+        shot("sent-again")
     first, again = hooks.hooks
     assert first.headers["webhook-id"] == again.headers["webhook-id"]
     assert first.body == again.body

@@ -18,11 +18,7 @@ def image_host() -> Iterator[StaticServer]:
 
 @pytest.fixture
 def server(tmp_path: Path, image_host: StaticServer) -> Iterator[ServerProcess]:
-    process = ServerProcess(
+    with ServerProcess(
         tmp_path / "data", {"VIDGATE_EGRESS_ALLOW": f"127.0.0.1:{image_host.port}"}
-    )
-    process.start()
-    try:
+    ) as process:
         yield process
-    finally:
-        process.stop()

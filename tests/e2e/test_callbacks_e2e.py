@@ -42,19 +42,15 @@ def server(
     tmp_path: Path, ca_file: tuple[trustme.CA, Path], receiver: HookReceiver
 ) -> Iterator[ServerProcess]:
     _, path = ca_file
-    process = ServerProcess(
+    with ServerProcess(
         tmp_path / "data",
         {
             "VIDGATE_EGRESS_ALLOW": f"127.0.0.1:{receiver.port}",
             "VIDGATE_EGRESS_CA_BUNDLE": str(path),
             "VIDGATE_WORKERS": "1",
         },
-    )
-    process.start()
-    try:
+    ) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:

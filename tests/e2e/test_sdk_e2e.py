@@ -120,15 +120,11 @@ def image_host() -> Iterator[StaticServer]:
 def server(
     tmp_path_factory: pytest.TempPathFactory, image_host: StaticServer
 ) -> Iterator[ServerProcess]:
-    process = ServerProcess(
+    with ServerProcess(
         tmp_path_factory.mktemp("sdk") / "data",
         {"VIDGATE_EGRESS_ALLOW": f"127.0.0.1:{image_host.port}"},
-    )
-    process.start()
-    try:
+    ) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture

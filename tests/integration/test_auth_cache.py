@@ -5,18 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from support import ADMIN_KEY
+from support import ADMIN_KEY, Clock
 from vidgate.errors import Unauthorized
 from vidgate.services import Services
 from vidgate.store import account_rows
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from decimal import Decimal
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from support import ADMIN_KEY, asgi_client
+from support import admin_services, asgi_client
 from vidgate.media.addresses import IPAddress
-from vidgate.services import Services, open_services
+from vidgate.services import Services
 from vidgate.settings import Settings
 from vidgate.store.tables import tasks
 
@@ -39,12 +38,8 @@ async def resolver(host: str, port: int) -> list[IPAddress]:
 @pytest.fixture
 async def rules_services(tmp_path: Path) -> AsyncIterator[Services]:
     settings = Settings(data_dir=tmp_path / "data", workers=0, public_url="http://testserver")
-    services = await open_services(settings, resolver=resolver)
-    await services.accounts.bootstrap(key=ADMIN_KEY, credits=Decimal(1000))
-    try:
+    async with admin_services(settings, resolver=resolver) as services:
         yield services
-    finally:
-        await services.close()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,9 @@ from sqlalchemy import event
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from support import ADMIN_KEY, Hook, HookReceiver, HookReply, asgi_client
+from support import ADMIN_KEY, Hook, HookReceiver, HookReply, admin_services, asgi_client
 from vidgate.media.addresses import IPAddress
-from vidgate.services import Services, open_services
+from vidgate.services import Services
 from vidgate.settings import Settings
 
 SEED_REQUEST = {"model": "veo3.1-fast", "prompt": "A cat playing piano"}
@@ -143,18 +142,16 @@ async def stack(
         public_url="http://testserver",
         rate_limit_per_minute=0,  # the tests poll the delivery log
     )
-    services = await open_services(settings, resolver=dns)
-    await services.accounts.bootstrap(key=ADMIN_KEY, credits=Decimal(1000))
-    stop = asyncio.Event()
-    dispatcher = asyncio.create_task(services.dispatcher.run(stop), name="test-dispatcher")
-    try:
-        async with asgi_client(services) as api:
-            yield Stack(services, api)
-    finally:
-        stop.set()
-        services.dispatcher.notify()
-        await asyncio.wait_for(dispatcher, 10)
-        await services.close()
+    async with admin_services(settings, resolver=dns) as services:
+        stop = asyncio.Event()
+        dispatcher = asyncio.create_task(services.dispatcher.run(stop), name="test-dispatcher")
+        try:
+            async with asgi_client(services) as api:
+                yield Stack(services, api)
+        finally:
+            stop.set()
+            services.dispatcher.notify()
+            await asyncio.wait_for(dispatcher, 10)
 
 
 def hook_url(receiver: HookReceiver) -> str:

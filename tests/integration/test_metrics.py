@@ -8,6 +8,7 @@ import time
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from support import Clock
 from vidgate.metrics import SETTLE_SECONDS, Metrics
 from vidgate.services import Services
 from vidgate.store import task_queries
@@ -41,14 +42,6 @@ async def test_metrics_count_tasks_by_status_and_time_requests(client: httpx.Asy
         (("method", "POST"), ("route", "/v1/videos/generations"), ("status", "200")),
     )
     assert found[created] == 3
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def failed_count(client: httpx.AsyncClient) -> float:

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from support import Clock
 from vidgate.auth.rate_limit import STORAGE_RETRY_AFTER, WARNING_INTERVAL, RateLimiter
 
 REDIS_URL = os.environ.get("VIDGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -59,14 +60,6 @@ async def limiters(url: str, namespace: str, count: int) -> AsyncIterator[list[R
     finally:
         for limiter in opened:
             await limiter.aclose()
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Relay:
@@ -213,7 +206,7 @@ async def test_an_unreachable_redis_fails_open_without_raising(
 async def test_an_outage_is_warned_about_at_most_once_per_interval(
     closed_port: int, caplog_limiter: pytest.LogCaptureFixture
 ) -> None:
-    clock = FakeClock()
+    clock = Clock(1000.0)
     limiter = RateLimiter(f"redis://127.0.0.1:{closed_port}/0", clock=clock)
 
     await limiter.hit("key_a", 1)  # fails: warns
@@ -240,7 +233,7 @@ async def test_limits_are_enforced_again_once_redis_answers(
     parts = urllib.parse.urlsplit(redis_url)
     if parts.scheme != "redis" or parts.hostname is None:
         pytest.skip("the relay standing in for a recovered Redis speaks plain TCP only")
-    clock = FakeClock()
+    clock = Clock(1000.0)
     limiter = RateLimiter(on_port(redis_url, closed_port), namespace=namespace, clock=clock)
     relay = Relay(closed_port, (parts.hostname, parts.port or 6379))
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from support import ADMIN_KEY
+from support import ADMIN_KEY, Clock
 from vidgate.engines.base import GenerationContext, GenerationRequest
 from vidgate.queue.worker import Worker
 from vidgate.services import Services
@@ -32,14 +31,6 @@ class CrashingEngine:
         raise RuntimeError("the GPU fell over")
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def worker_with(services: Services, engine: object) -> Worker:
     return Worker(
         services.runs,
@@ -60,7 +51,7 @@ async def test_an_engine_that_always_crashes_fails_after_the_attempt_limit(
     client: httpx.AsyncClient, services: Services
 ) -> None:
     start = await balance(services)
-    clock = FakeClock()
+    clock = Clock()
     services.tasks.clock = clock
     created = (await client.post("/v1/videos/generations", json=SEED_REQUEST)).json()
     engine = CrashingEngine()
@@ -83,7 +74,7 @@ async def test_an_engine_that_always_crashes_fails_after_the_attempt_limit(
 async def test_a_crash_waits_a_backoff_before_the_next_attempt(
     client: httpx.AsyncClient, services: Services
 ) -> None:
-    clock = FakeClock()
+    clock = Clock()
     services.tasks.clock = clock
     await client.post("/v1/videos/generations", json=SEED_REQUEST)
     task = await services.runs.claim("w")
@@ -126,7 +117,7 @@ async def test_a_model_run_limit_fails_the_task_with_generation_timeout(
     client: httpx.AsyncClient, services: Services
 ) -> None:
     start = await balance(services)
-    clock = FakeClock()
+    clock = Clock()
     services.tasks.clock = clock
     created = (await client.post("/v1/videos/generations", json=SEED_REQUEST)).json()
     task = await services.runs.claim("w")
@@ -149,7 +140,7 @@ async def test_a_model_run_limit_fails_the_task_with_generation_timeout(
 async def test_cancel_after_cancels_an_unfinished_task(
     client: httpx.AsyncClient, services: Services
 ) -> None:
-    clock = FakeClock()
+    clock = Clock()
     services.tasks.clock = clock
     created = await client.post(
         "/v1/videos/generations", json=SEED_REQUEST, headers={"Cancel-After": "30"}
@@ -285,7 +276,7 @@ async def test_wait_returns_when_the_task_changes(
 async def test_retention_purges_files_and_hides_old_tasks(
     client: httpx.AsyncClient, services: Services
 ) -> None:
-    clock = FakeClock()
+    clock = Clock()
     services.tasks.clock = clock
     created = (await client.post("/v1/videos/generations", json=SEED_REQUEST)).json()
     task = await services.runs.claim("w")

@@ -15,7 +15,9 @@ import pytest
 
 from support import (
     ADMIN_KEY,
+    Clock,
     StaticServer,
+    admin_services,
     asgi_client,
     assert_error,
     image_bytes,
@@ -26,7 +28,7 @@ from vidgate.engines.registry import ModelRegistry, ModelSpec
 from vidgate.media.video import probe
 from vidgate.queue.remote import RemoteRuns
 from vidgate.queue.worker import Worker
-from vidgate.services import Services, open_services
+from vidgate.services import Services
 from vidgate.settings import Settings
 from vidgate.store.ledger_rows import balance_cents
 
@@ -49,14 +51,6 @@ def tiny_mp4(path: Path, frames: int = 6) -> Path:
     return path
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 async def two_models(settings: Settings) -> AsyncIterator[Services]:
     """Services whose registry has two models on the preview engine, each with two attempts."""
@@ -64,12 +58,9 @@ async def two_models(settings: Settings) -> AsyncIterator[Services]:
         ModelSpec(name=name, engine="preview", price=Decimal("1.00"), max_attempts=2)
         for name in ("alpha", "beta")
     )
-    opened = await open_services(settings, registry=registry, engines={"preview": PreviewEngine()})
-    await opened.accounts.bootstrap(key=ADMIN_KEY, credits=Decimal(1000))
-    try:
+    engines = {"preview": PreviewEngine()}
+    async with admin_services(settings, registry=registry, engines=engines) as opened:
         yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture
@@ -150,7 +141,7 @@ async def test_a_claimed_task_heartbeats_uploads_and_completes(
 async def test_a_stale_attempt_is_refused_everywhere(
     api: httpx.AsyncClient, two_models: Services, tmp_path: Path
 ) -> None:
-    clock = FakeClock()
+    clock = Clock()
     two_models.tasks.clock = clock
     _, token = await new_token(api)
     task_id = await create(api)
@@ -250,7 +241,7 @@ async def test_a_long_poll_claim_is_woken_by_a_new_task(
 async def test_failures_retry_until_the_attempt_limit_then_fail_and_refund(
     api: httpx.AsyncClient, two_models: Services
 ) -> None:
-    clock = FakeClock()
+    clock = Clock()
     two_models.tasks.clock = clock
     admin = await two_models.accounts.authenticate(f"Bearer {ADMIN_KEY}")
     async with two_models.db.read() as conn:

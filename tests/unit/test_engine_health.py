@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
+from support import Clock
 from vidgate.engines.health import EngineHealth
 
 
-class Clock:
-    now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_three_failures_in_a_row_open_the_circuit_and_a_success_closes_it() -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     health = EngineHealth(threshold=3, cooldown_seconds=60, clock=clock)
     health.failed("veo")
     health.failed("veo")
