@@ -17,6 +17,29 @@ install: $(STAMP)
 # through Playwright (Playwright's own browser download is not used). Installed with apt when
 # missing; without apt, or when the install fails outside CI, a message says so and the browser
 # tests skip.
+# Fonts for the preview engine's text (`make run` needs them): Debian's Noto (Latin, Greek,
+# Cyrillic, Arabic, Hebrew, Devanagari and most other scripts), Noto CJK, Symbola (emoji), and
+# FriBiDi, which Pillow's text layout loads for right-to-left scripts. Installed with apt when
+# missing; without apt a message says so and those scripts render as empty boxes.
+FONT_PACKAGES := fonts-noto-core fonts-noto-cjk fonts-symbola libfribidi0
+FONT_FILES := /usr/share/fonts/truetype/noto/NotoSans-Regular.ttf \
+	/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc \
+	/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf
+.PHONY: fonts
+fonts:
+	@missing=; for f in $(FONT_FILES); do [ -f "$$f" ] || missing=1; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "note: no apt-get here: install Noto, Noto CJK and Symbola fonts, or non-Latin prompts render as boxes"; \
+	else \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		echo "installing fonts with apt-get (for the preview engine's text)"; \
+		{ $$SUDO apt-get update -qq && \
+		  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(FONT_PACKAGES); } || \
+		{ echo "note: the fonts could not be installed: non-Latin prompts render as boxes"; \
+		  [ "$$CI" != true ]; }; \
+	fi
+
 .PHONY: browser
 browser:
 	@if [ -x /usr/bin/chromium ]; then :; \
@@ -40,14 +63,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,diffusers]'
 	touch $(STAMP)
 
-run: install
+run: install fonts
 	$(BIN)/vidgate serve
 
-test: install browser
+test: install fonts browser
 	$(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
 
 # The quick loop: everything but the slow, marked suites (browser, multi-process, fuzzing).
-test-fast: install
+test-fast: install fonts
 	$(BIN)/pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 lint: install
