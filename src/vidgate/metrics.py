@@ -28,6 +28,14 @@ from vidgate.store.database import Database
 # Finishes older than this are counted once per process and kept; newer ones at every scrape.
 SETTLE_SECONDS = 300.0
 
+# Label values come from this closed set, never from the request itself: a client that sends
+# a made-up method or path must not mint a new series (each one stays in /metrics forever).
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+OTHER_METHOD = "other"
+UNMATCHED_ROUTE = "unmatched"
+
 
 class FinishedTally:
     """Finished tasks by (model, status): settled ones kept, the last few minutes re-read."""
@@ -113,8 +121,11 @@ class Metrics:
         return generate_latest(self.registry)
 
     def observe(self, scope: Scope, status: int, seconds: float) -> None:
-        template = getattr(scope.get("route"), "path", "unmatched")
-        self.requests.labels(template, scope["method"], str(status)).observe(seconds)
+        # The route's template (one per route the app declares), never the path that was sent.
+        template = getattr(scope.get("route"), "path", None)
+        route = template if isinstance(template, str) else UNMATCHED_ROUTE
+        method = scope["method"] if scope["method"] in METHODS else OTHER_METHOD
+        self.requests.labels(route, method, str(status)).observe(seconds)
 
 
 class RequestTimer:
