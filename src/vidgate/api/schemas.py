@@ -56,6 +56,15 @@ class TaskObject(BaseModel):
     error: TaskErrorBody | None = None
     engine: str | None = None
     queue_position: int | None = None
+    prompt: str | None = Field(default=None, description="The prompt, whole, as it was created")
+    aspect_ratio: str | None = Field(
+        default=None, description="The aspect ratio it was made in (`auto` already resolved)"
+    )
+    input_images: list[str] = Field(
+        default_factory=list,
+        description="Signed links to the images stored with the task, in order (first frame, "
+        "last frame); valid as long as the result link",
+    )
 
 
 class EngineStatus(BaseModel):

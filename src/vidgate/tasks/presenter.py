@@ -25,8 +25,14 @@ def task_object(
     result_url: str | None,
     video_duration: int,
     queue_position: int | None = None,
+    input_images: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The task as JSON-ready data, in the field order of the reference."""
+    """The task as JSON-ready data, in the field order of the reference.
+
+    After the reference's fields come this server's extras (SPEC §2 allows them): the engine,
+    and the task's own inputs (its prompt, the aspect ratio it was made in, signed links to the
+    images it stored), which only its owner ever sees.
+    """
     body: dict[str, Any] = {
         "created": task.created,
         "id": task.id,
@@ -46,6 +52,9 @@ def task_object(
             "user_group": task.user_group,
         },
         "engine": task.engine,
+        "prompt": task.prompt,
+        "aspect_ratio": task.aspect_ratio,
+        "input_images": input_images or [],
     }
     if queue_position is not None:
         body["queue_position"] = queue_position
@@ -77,7 +86,8 @@ class TaskPresenter:
         # A store that hands out its own URLs (S3, presigned mode) serves results directly.
         self.files = files
 
-    def result_url(self, key: str) -> str:
+    def file_url(self, key: str) -> str:
+        """A link to a stored file of a task (its result or an input image), signed."""
         # Rounded up to the hour: the URL is the same all hour long (a callback and a poll of
         # the same moment agree) and always valid for at least the configured time.
         earliest = int(self.clock()) + self.url_ttl_seconds
@@ -92,11 +102,18 @@ class TaskPresenter:
         return self.signer.sign(key, expires=expires)
 
     def object(self, task: Task, *, queue_position: int | None = None) -> dict[str, Any]:
-        url = self.result_url(task.result_key) if task.result_key is not None else None
+        url = self.file_url(task.result_key) if task.result_key is not None else None
         spec = self.registry.models.get(task.model)
         duration = spec.video_duration if spec is not None else 8
+        # Signed from the keys already on the task row: a page of tasks costs no extra query,
+        # and the links are the same all hour long, like the result's.
+        images = [self.file_url(key) for key in task.image_keys]
         return task_object(
-            task, result_url=url, video_duration=duration, queue_position=queue_position
+            task,
+            result_url=url,
+            video_duration=duration,
+            queue_position=queue_position,
+            input_images=images,
         )
 
     def json(self, task: Task, *, queue_position: int | None = None) -> bytes:
