@@ -13,6 +13,7 @@ from vidgate.api import (
     admin,
     callbacks,
     credits,
+    docs,
     errors,
     files,
     health,
@@ -23,6 +24,7 @@ from vidgate.api import (
     videos,
     worker_api,
 )
+from vidgate.api.security_headers import HeaderedFastAPI
 from vidgate.dashboard import router as dashboard_router
 from vidgate.metrics import RequestTimer
 from vidgate.queue.runner import BackgroundRunner
@@ -50,11 +52,16 @@ def create_app(
         finally:
             await runner.shutdown()
 
-    app = FastAPI(
+    app = HeaderedFastAPI(
         title="vidgate",
         summary="A self-hosted video-generation API speaking the evolink.ai video interface.",
         version="0.1.0",
         lifespan=lifespan,
+        # /docs is api/docs.py's (no CDN, a strict CSP); ReDoc cannot run under that CSP.
+        docs_url=None,
+        redoc_url=None,
+        # A trailing slash is a 404: the redirect's Location was built from the Host header.
+        redirect_slashes=False,
     )
     app.state.services = services
     app.add_middleware(RequestTimer, metrics=services.metrics)
@@ -75,6 +82,7 @@ def create_app(
     app.include_router(worker_api.router)
     app.include_router(worker_api.admin_router, responses=errors.ERROR_RESPONSES)
     app.include_router(dashboard_router)  # the web pages: public, left out of the schema
+    app.include_router(docs.router)  # Swagger UI at /docs, also left out of the schema
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from vidgate.api.credits import LedgerPage, ledger_page
 from vidgate.api.deps import AdminDep, ServicesDep
 from vidgate.api.keys import CreatedKeyOut, KeyCreate, KeyList, KeyOut, created_key_out, key_out
+from vidgate.api.security_headers import no_store
 from vidgate.store.account_rows import Account, GroupLimits
 from vidgate.tasks.model import cents_to_credits
 
@@ -93,7 +94,7 @@ async def list_accounts(_: AdminDep, services: ServicesDep) -> AccountList:
     return AccountList(data=[account_out(a) for a in await services.accounts.list_accounts()])
 
 
-@router.post("/accounts", response_model=CreatedAccountOut)
+@router.post("/accounts", response_model=CreatedAccountOut, dependencies=[Depends(no_store)])
 async def create_account(
     body: AccountCreate, _: AdminDep, services: ServicesDep
 ) -> CreatedAccountOut:
@@ -148,7 +149,9 @@ async def list_keys(account: str, _: AdminDep, services: ServicesDep) -> KeyList
     return KeyList(data=[key_out(k) for k in await services.accounts.list_keys(account)])
 
 
-@router.post("/accounts/{account}/keys", response_model=CreatedKeyOut)
+@router.post(
+    "/accounts/{account}/keys", response_model=CreatedKeyOut, dependencies=[Depends(no_store)]
+)
 async def create_key(
     account: str, body: KeyCreate, _: AdminDep, services: ServicesDep
 ) -> CreatedKeyOut:

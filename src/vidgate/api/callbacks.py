@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from vidgate.api.deps import PrincipalDep, ServicesDep
+from vidgate.api.security_headers import no_store
 from vidgate.webhooks.secret_store import SecretView
 from vidgate.webhooks.service import Delivery
 
@@ -80,12 +81,14 @@ async def redeliver(task_id: str, principal: PrincipalDep, services: ServicesDep
     return delivery_out(await services.callbacks.redeliver(principal, task_id))
 
 
-@router.get("/v1/webhook-secret", response_model=SecretOut)
+@router.get("/v1/webhook-secret", response_model=SecretOut, dependencies=[Depends(no_store)])
 async def get_secret(principal: PrincipalDep, services: ServicesDep) -> SecretOut:
     return secret_out(await services.webhook_secrets.current(principal.account_id))
 
 
-@router.post("/v1/webhook-secret/rotate", response_model=SecretOut)
+@router.post(
+    "/v1/webhook-secret/rotate", response_model=SecretOut, dependencies=[Depends(no_store)]
+)
 async def rotate_secret(principal: PrincipalDep, services: ServicesDep) -> SecretOut:
     """A new secret; the old one keeps signing beside it for the grace period."""
     return secret_out(await services.webhook_secrets.rotate(principal.account_id))

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from vidgate.api.route_methods import allowed_methods
 from vidgate.errors import (
     InternalError,
     InvalidRequest,
@@ -137,9 +138,14 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         return error_response(_from_validation(exc))
 
-    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        return error_response(_from_http(exc))
+        error = _from_http(exc)
+        if exc.status_code == 405:  # the router's Allow names only its first matching route
+            allow = allowed_methods(request.app.routes, request.scope)
+            if allow:
+                error.headers["Allow"] = ", ".join(allow)
+        return error_response(error)
 
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)

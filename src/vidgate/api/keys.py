@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from vidgate.api.deps import PrincipalDep, ServicesDep
+from vidgate.api.security_headers import no_store
 from vidgate.auth.accounts import CreatedKey
 from vidgate.store.account_rows import KeyRecord
 
@@ -65,7 +66,7 @@ async def list_own_keys(principal: PrincipalDep, services: ServicesDep) -> KeyLi
     return KeyList(data=[key_out(record) for record in keys])
 
 
-@router.post("/v1/keys", response_model=CreatedKeyOut)
+@router.post("/v1/keys", response_model=CreatedKeyOut, dependencies=[Depends(no_store)])
 async def create_own_key(
     body: KeyCreate, principal: PrincipalDep, services: ServicesDep
 ) -> CreatedKeyOut:

@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from vidgate.api.deps import AdminDep, ServicesDep, services_of
+from vidgate.api.security_headers import no_store
 from vidgate.engines.base import TaskErrorCode
 from vidgate.store.worker_token_rows import WorkerTokenRecord
 from vidgate.tasks.model import Task
@@ -224,7 +225,9 @@ async def list_worker_tokens(_: AdminDep, services: ServicesDep) -> WorkerTokenL
     return WorkerTokenList(data=[token_out(t) for t in await services.worker_tokens.list()])
 
 
-@admin_router.post("/worker-tokens", response_model=CreatedWorkerTokenOut)
+@admin_router.post(
+    "/worker-tokens", response_model=CreatedWorkerTokenOut, dependencies=[Depends(no_store)]
+)
 async def create_worker_token(
     body: WorkerTokenCreate, _: AdminDep, services: ServicesDep
 ) -> CreatedWorkerTokenOut:
