@@ -24,6 +24,7 @@ from vidgate.api import (
     videos,
     worker_api,
 )
+from vidgate.api.bodies import BodyLimit
 from vidgate.api.security_headers import HeaderedFastAPI
 from vidgate.dashboard import router as dashboard_router
 from vidgate.metrics import RequestTimer
@@ -64,6 +65,8 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.services = services
+    # Added first, so it runs inside the timer: refused bodies are timed too.
+    app.add_middleware(BodyLimit, max_bytes=services.settings.max_body_bytes)
     app.add_middleware(RequestTimer, metrics=services.metrics)
     errors.install(app)
     for module in (

@@ -193,3 +193,10 @@ class ServiceUnavailable(VidgateError):
     status = 503
     code = "service_unavailable"
     type = "service_unavailable_error"
+
+
+def excerpt(text: str, limit: int = 100) -> str:
+    """``text`` as an error message may quote it: at most ``limit`` characters (then its
+    length), and lone surrogates escaped, since a message must encode as UTF-8."""
+    shown = text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+    return shown.encode("utf-8", "backslashreplace").decode("utf-8")

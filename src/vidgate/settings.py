@@ -83,6 +83,21 @@ class Settings(BaseSettings):
         default=None, description="The model registry file (TOML); default: the packaged one"
     )
     log_level: str = "INFO"
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest JSON request body (413 past it); uploads have their own caps",
+    )
+    # The HTTP server (``vidgate serve``): slow or idle clients, and how many at once.
+    header_timeout_seconds: float = Field(
+        default=20, gt=0, le=300, description="Longest a client may take to send a request head"
+    )
+    keep_alive_seconds: int = Field(
+        default=5, ge=1, description="How long an idle connection stays open between requests"
+    )
+    max_connections: int = Field(
+        default=1000, ge=0, description="Open connections at once; past it 503 (0: no cap)"
+    )
     # Remote workers (``vidgate worker --server``): the API's side, then the worker host's.
     worker_result_max_bytes: int = Field(
         default=2 * 1024**3, gt=0, description="Largest video a remote worker may upload"

@@ -98,8 +98,10 @@ async def _one_file(request: Request) -> tuple[bytes, str | None]:
     body = await _capped_body(request)
     try:
         form = await _replay(request, body).form(max_files=1, max_fields=10)
-    except Exception as error:  # the parser's own errors: a malformed or oversized form
-        raise InvalidRequest(f"The form could not be read: {error}", param="file") from None
+    except Exception:  # the parser's own errors: a malformed or oversized form
+        raise InvalidRequest(  # the parser's wording names its internals: not passed on
+            "The form could not be read as multipart/form-data.", param="file"
+        ) from None
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
+from vidgate.api.bodies import parse_object
 from vidgate.api.deps import PrincipalDep, ServicesDep
 from vidgate.api.schemas import CreateVideoRequest, TaskObject
 from vidgate.errors import InvalidRequest
+from vidgate.tasks import validation
 from vidgate.tasks.idempotency import Replay
 from vidgate.tasks.service import VideoRequest
 
@@ -17,26 +23,50 @@ router = APIRouter(tags=["videos"])
 
 
 MAX_CANCEL_AFTER = 7 * 24 * 3600
+# Plain decimal seconds: float() would also take "1_0", "1e3", " 10", "+10", "nan" and "inf".
+_SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?", re.ASCII)
+
+# The body is read by the route itself (below), so FastAPI does not document it: say it here.
+_CREATE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": CreateVideoRequest.model_json_schema()}},
+    }
+}
 
 
 def _cancel_after(value: str | None) -> float | None:
     if value is None:
         return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
+    seconds = float(value) if _SECONDS.fullmatch(value) else -1.0
     if not 1 <= seconds <= MAX_CANCEL_AFTER:
         raise InvalidRequest(
-            f"Cancel-After is a number of seconds from 1 to {MAX_CANCEL_AFTER}.",
+            f"Cancel-After is a plain decimal number of seconds from 1 to {MAX_CANCEL_AFTER}.",
             param="Cancel-After",
         )
     return seconds
 
 
-@router.post("/v1/videos/generations", response_model=TaskObject)
+async def _create_request(request: Request) -> CreateVideoRequest:
+    """The body, read only now that the key is known good, capped by the BodyLimit middleware."""
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        raise InvalidRequest("The request body was cut off.") from None
+    try:
+        body = CreateVideoRequest.model_validate(parse_object(raw))
+    except ValidationError as error:
+        # Rendered like every other validation failure (api.errors), with the field as param.
+        raise RequestValidationError(
+            [{**problem, "loc": ("body", *problem["loc"])} for problem in error.errors()]
+        ) from None
+    validation.check_extra(body.model_extra or {})
+    return body
+
+
+@router.post("/v1/videos/generations", response_model=TaskObject, openapi_extra=_CREATE_BODY)
 async def create_video(
-    body: CreateVideoRequest,
+    request: Request,
     principal: PrincipalDep,
     services: ServicesDep,
     idempotency_key: Annotated[
@@ -54,7 +84,10 @@ async def create_video(
         ),
     ] = None,
 ) -> Response:
-    request = VideoRequest(
+    # No body parameter: FastAPI would read and parse the body before the key is checked.
+    deadline = _cancel_after(cancel_after)
+    body = await _create_request(request)
+    video = VideoRequest(
         model=body.model,
         prompt=body.prompt,
         aspect_ratio=body.aspect_ratio,
@@ -66,7 +99,7 @@ async def create_video(
             **(body.model_extra or {}),
             **({"enhance_prompt": body.enhance_prompt} if body.enhance_prompt is not None else {}),
         },
-        cancel_after=_cancel_after(cancel_after),
+        cancel_after=deadline,
     )
     claim = None
     if idempotency_key is not None:
@@ -82,7 +115,7 @@ async def create_video(
             )
         claim = outcome
     try:
-        _, answer = await services.tasks.create_answered(principal, request, idempotency=claim)
+        _, answer = await services.tasks.create_answered(principal, video, idempotency=claim)
     except BaseException:
         if claim is not None:
             await services.idempotency.abandon(claim)

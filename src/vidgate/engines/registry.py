@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from vidgate.errors import InvalidRequest
+from vidgate.errors import InvalidRequest, excerpt
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class ModelRegistry:
         if spec is None:
             known = ", ".join(sorted(self._by_name))
             raise InvalidRequest(
-                f"model {name!r} is not served here; available: {known}", param="model"
+                f"model {excerpt(name)!r} is not served here; available: {known}", param="model"
             )
         return spec
 

@@ -17,7 +17,7 @@ from typing import NamedTuple, Self
 import certifi
 import httpx
 
-from vidgate.errors import FetchFailed, RequestTooLarge
+from vidgate.errors import FetchFailed, RequestTooLarge, excerpt
 from vidgate.media.addresses import IPAddress, address_refusal, describe_refusal, parse_ip_literal
 
 __all__ = ["Destination", "EgressPolicy", "FetchedBody", "Resolver", "system_resolver"]
@@ -212,14 +212,16 @@ class EgressPolicy:
             except FetchFailed as exc:
                 if hop == 0:
                     raise
-                raise FetchFailed(f"redirects to {current}, which {exc.message}") from None
+                raise FetchFailed(
+                    f"redirects to {excerpt(str(current))}, which {exc.message}"
+                ) from None
             response = await self._open("GET", destination, {"Accept": accept}, None, io_timeout)
             try:
                 if response.status_code in _REDIRECT_STATUSES:
                     current = _redirect_target(current, response)
                     continue
                 if not response.is_success:
-                    where = f" (at {current}, after redirects)" if hop else ""
+                    where = f" (at {excerpt(str(current))}, after redirects)" if hop else ""
                     raise FetchFailed(f"answered HTTP {response.status_code}{where}")
                 _refuse_encoded_or_oversized(response, max_bytes)
                 content, complete = await _read_raw(response, max_bytes, destination, io_timeout)
@@ -237,13 +239,18 @@ class EgressPolicy:
                 addresses = await self._resolver(host, port)
         except TimeoutError:
             raise FetchFailed(
-                f"could not be resolved ({host}: no answer within {self._resolve_timeout:g} s)"
+                f"could not be resolved ({excerpt(host)}: no answer within "
+                f"{self._resolve_timeout:g} s)"
             ) from None
-        except (OSError, UnicodeError) as exc:
-            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise FetchFailed(f"could not be resolved ({host}: {detail})") from None
+        except UnicodeError:  # the IDNA codec's own wording names its internals
+            raise FetchFailed(
+                f"could not be resolved ({excerpt(host)} is not a valid host name)"
+            ) from None
+        except OSError as exc:
+            detail = exc.strerror or "the lookup failed"
+            raise FetchFailed(f"could not be resolved ({excerpt(host)}: {detail})") from None
         if not addresses:
-            raise FetchFailed(f"could not be resolved ({host} has no address)")
+            raise FetchFailed(f"could not be resolved ({excerpt(host)} has no address)")
         return addresses
 
     async def _open(
@@ -300,12 +307,15 @@ def _parse_url(url: str | httpx.URL, schemes: tuple[str, ...]) -> httpx.URL:
     try:
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
     except httpx.InvalidURL as exc:
-        raise FetchFailed(f"is not a valid URL ({exc})") from None
+        # httpx's reason is a sentence, but it may quote a part of the URL at any length.
+        raise FetchFailed(f"is not a valid URL ({excerpt(str(exc))})") from None
     accepted = " and ".join(schemes)
     if not parsed.scheme:
         raise FetchFailed(f"is not an absolute URL; only {accepted} URLs are accepted")
     if parsed.scheme not in schemes:
-        raise FetchFailed(f"uses the {parsed.scheme} scheme; only {accepted} URLs are accepted")
+        raise FetchFailed(
+            f"uses the {excerpt(parsed.scheme)} scheme; only {accepted} URLs are accepted"
+        )
     if not parsed.raw_host:
         raise FetchFailed("has no host name")
     if parsed.userinfo:
@@ -339,7 +349,7 @@ def _redirect_target(current: httpx.URL, response: httpx.Response) -> httpx.URL:
     try:
         return current.join(location)
     except httpx.InvalidURL:
-        raise FetchFailed(f"redirects to an invalid URL ({location!r})") from None
+        raise FetchFailed(f"redirects to an invalid URL ({excerpt(location)!r})") from None
 
 
 def _refuse_encoded_or_oversized(response: httpx.Response, max_bytes: int) -> None:
@@ -385,11 +395,27 @@ def _transport_failure(
     if isinstance(cause, ssl.SSLCertVerificationError):
         return FetchFailed(f"failed the TLS check ({cause.verify_message})")
     if isinstance(cause, ssl.SSLError):
-        return FetchFailed(f"failed the TLS handshake ({cause.reason or cause})")
+        # OpenSSL's reason is a constant's name (WRONG_VERSION_NUMBER): say it in words.
+        reason = (cause.reason or "").replace("_", " ").lower() or "no reason given"
+        return FetchFailed(f"failed the TLS handshake ({reason})")
     if isinstance(exc, httpx.ConnectError):
         where = f"{destination.ip} port {destination.port}"
-        return FetchFailed(f"could not be reached (connecting to {where} failed: {exc})")
-    return FetchFailed(f"broke off the connection ({type(exc).__name__}: {exc})")
+        return FetchFailed(
+            f"could not be reached (connecting to {where} failed: {_os_reason(exc)})"
+        )
+    # httpx's own wording ("peer closed connection without sending complete message body:
+    # incomplete chunked read") and class names are not for a client.
+    return FetchFailed("broke off the connection before its answer was complete")
+
+
+def _os_reason(exc: BaseException) -> str:
+    """The operating system's words for a failed connection ("Connection refused")."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        cause = cause.__cause__ or cause.__context__
+    return "no connection could be made"
 
 
 def _size(count: int) -> str:

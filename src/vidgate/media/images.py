@@ -96,12 +96,15 @@ def validate_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Imag
                 image.load()
         except FetchFailed:
             raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise FetchFailed(f"has too many pixels to decode safely ({exc})") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            # Pillow's text names its own limit and a "DOS attack"; ours says what to send.
+            raise FetchFailed("has too many pixels to decode safely") from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
-            # Pillow reports damaged data with any of these; "image file is truncated" included.
+            # Pillow reports damaged data with any of these, in words that name its internals
+            # ("cannot identify image file <_io.BytesIO object at 0x...>"): never passed on.
             raise FetchFailed(
-                f"is not a valid {_name(image_format)}: it could not be decoded ({exc})"
+                f"is not a valid {_name(image_format)}: it could not be decoded "
+                f"({_damage(exc)})"
             ) from None
     mime_type, extension = _INFO[image_format]
     return ImageInfo(image_format, width, height, mime_type, extension)
@@ -160,6 +163,12 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
             f"is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels), "
             f"over the {max_pixels / 1e6:g} megapixel limit"
         )
+
+
+def _damage(exc: BaseException) -> str:
+    if "truncated" in str(exc) or isinstance(exc, EOFError):
+        return "the data ends early"
+    return "the data is damaged"
 
 
 def _name(image_format: ImageFormat) -> str:

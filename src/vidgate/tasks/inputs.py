@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
-from vidgate.errors import VidgateError
+from vidgate.errors import VidgateError, excerpt
 from vidgate.media.egress import EgressPolicy
 from vidgate.media.images import ImageInfo, fetch_image, validate_image
 from vidgate.tasks import validation
@@ -39,7 +39,7 @@ async def fetch_images(
                 return data, await asyncio.to_thread(validate_image, data)
             return await fetch_image(egress, url)
         except VidgateError as error:
-            message = f"image_urls[{index}] ({url}): {error.message}"
+            message = f"image_urls[{index}] ({excerpt(url)}): {error.message}"
             raise error.with_param("image_urls", message) from None
 
     results = await asyncio.gather(

@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from vidgate.engines.registry import ModelSpec
-from vidgate.errors import FetchFailed, InvalidRequest
+from vidgate.errors import FetchFailed, InvalidRequest, excerpt
 
 MAX_CALLBACK_URL_CHARS = 2048
 GENERATION_TYPES = ("TEXT", "FIRST&LAST")
+# Unknown fields are kept with the task as they came; bounded, since every read carries them.
+MAX_EXTRA_BYTES = 16 * 1024
+
+
+def _json_bytes(value: object) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def check_extra(extra: Mapping[str, Any]) -> None:
+    """The unknown fields take at most MAX_EXTRA_BYTES as compact JSON; else blame the largest."""
+    if not extra:
+        return
+    total = _json_bytes(extra)
+    if total <= MAX_EXTRA_BYTES:
+        return
+    sizes = {name: _json_bytes({name: value}) for name, value in extra.items()}
+    largest = max(sizes, key=lambda name: sizes[name])
+    raise InvalidRequest(
+        f"Unknown fields are recorded with the task up to {MAX_EXTRA_BYTES} bytes of JSON in "
+        f"all; these take {total} bytes, {excerpt(largest)!r} alone {sizes[largest]}.",
+        param=excerpt(largest),
+    )
 
 
 def check_callback_length(url: str) -> None:
@@ -41,7 +65,8 @@ def check_aspect(aspect: str | None, spec: ModelSpec) -> str:
         return aspect
     allowed = ", ".join(repr(a) for a in (*spec.aspect_ratios, "auto"))
     raise InvalidRequest(
-        f"aspect_ratio {aspect!r} is not supported; use one of {allowed}.", param="aspect_ratio"
+        f"aspect_ratio {excerpt(aspect)!r} is not supported; use one of {allowed}.",
+        param="aspect_ratio",
     )
 
 
@@ -58,14 +83,14 @@ def check_images(
         scheme = url.partition(":")[0].lower()
         if scheme not in ("http", "https") or "://" not in url:
             raise FetchFailed(
-                f"image_urls[{index}] ({url[:200]}): only http and https URLs can be fetched.",
+                f"image_urls[{index}] ({excerpt(url)}): only http and https URLs can be fetched.",
                 param="image_urls",
             )
     if generation_type is not None:
         if generation_type not in GENERATION_TYPES:
             allowed = ", ".join(sorted(GENERATION_TYPES))
             raise InvalidRequest(
-                f"generation_type {generation_type!r} is not known; use one of {allowed}.",
+                f"generation_type {excerpt(generation_type)!r} is not known; use one of {allowed}.",
                 param="generation_type",
             )
         if generation_type == "TEXT" and urls:
@@ -84,6 +109,6 @@ def check_quality(quality: str | None, spec: ModelSpec) -> None:
     if quality is not None and quality not in spec.qualities:
         allowed = ", ".join(spec.qualities)
         raise InvalidRequest(
-            f"quality {quality!r} is not supported by {spec.name}; use {allowed}.",
+            f"quality {excerpt(quality)!r} is not supported by {spec.name}; use {allowed}.",
             param="quality",
         )
