@@ -256,6 +256,8 @@ class Hook:
     headers: dict[str, str]
     body: bytes
     answered: float | None = None
+    # Every header line as sent, in order, duplicates kept (``headers`` keeps the last one).
+    raw_headers: list[tuple[str, str]] = field(default_factory=list)
 
 
 class TlsPerConnection(ThreadingHTTPServer):
@@ -301,6 +303,7 @@ class HookReceiver(TlsPerConnection):
                     time.monotonic(),
                     {name.lower(): value for name, value in self.headers.items()},
                     self.rfile.read(length),
+                    raw_headers=list(self.headers.items()),
                 )
                 with receiver.lock:
                     receiver.hooks.append(hook)

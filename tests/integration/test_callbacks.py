@@ -458,3 +458,17 @@ async def test_the_dispatcher_sleeps_while_an_attempt_is_in_flight(
     await stack.delivery_when(task_id, delivered, within=15)
     # Nothing is due for 2 s: a dispatcher polling every second needs a handful of queries.
     assert len(statements) < 30, f"{len(statements)} outbox queries in 2 s"
+
+
+# --- the request on the wire ----------------------------------------------------------------
+
+
+async def test_a_callback_carries_exactly_one_content_type_header(
+    stack: Stack, primary: HookReceiver
+) -> None:
+    task_id = await stack.fail_a_task(hook_url(primary))
+
+    await stack.delivery_when(task_id, delivered, within=15)
+    [hook] = primary.hooks
+    content_types = [value for name, value in hook.raw_headers if name.lower() == "content-type"]
+    assert content_types == ["application/json"], hook.raw_headers

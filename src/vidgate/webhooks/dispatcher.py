@@ -108,8 +108,9 @@ class CallbackDispatcher:
         error: str | None = None
         try:
             signing = await self.secrets.signing_secrets(callback.account_id)
+            # egress.post_json sets the one Content-Type (application/json): adding ours
+            # too sent the header twice, under two spellings.
             headers = signature_headers(callback.id, started, callback.payload, signing)
-            headers["content-type"] = "application/json"
             response = await self.egress.post_json(
                 callback.url, callback.payload.encode(), headers, ATTEMPT_TIMEOUT
             )
