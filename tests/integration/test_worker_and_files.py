@@ -140,3 +140,36 @@ async def test_tampered_and_expired_links_are_403(
         response = await client.get(url)
         assert response.status_code == 403, url
         assert response.json()["error"]["code"] == "forbidden"
+
+
+async def test_head_on_a_signed_link_answers_like_get_without_the_body(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    key = "results/task-unified-1-headhead.mp4"
+    services.files.put_bytes(key, bytes(range(256)) * 4)
+    link = services.signer.sign(key, expires=int(time.time()) + 60)
+    for asked in ({}, {"Range": "bytes=100-199"}, {"Range": "bytes=-10"}, {"Range": "bytes=5000-"}):
+        headers = {**asked, "Authorization": ""}
+        got = await client.get(link, headers=headers)
+        head = await client.head(link, headers=headers)
+        assert head.status_code == got.status_code, asked
+        assert head.content == b"", asked
+        for name in ("content-length", "content-range", "content-type", "etag", "accept-ranges"):
+            assert head.headers.get(name) == got.headers.get(name), (asked, name)
+    whole = await client.head(link, headers={"Authorization": ""})
+    assert whole.status_code == 200
+    assert whole.headers["content-length"] == "1024"
+    # If-Range with another version's ETag: the whole file, as GET would send.
+    stale = await client.head(
+        link, headers={"Range": "bytes=0-9", "If-Range": '"other"', "Authorization": ""}
+    )
+    assert stale.status_code == 200
+    assert stale.headers["content-length"] == "1024"
+
+    signature = parse_qs(urlsplit(link).query)["signature"][0]
+    tampered = link.replace(signature, ("0" if signature[0] != "0" else "1") + signature[1:])
+    assert (await client.head(tampered, headers={"Authorization": ""})).status_code == 403
+    gone = services.signer.sign(
+        "results/task-unified-1-nothere0.mp4", expires=int(time.time()) + 60
+    )
+    assert (await client.head(gone, headers={"Authorization": ""})).status_code == 404

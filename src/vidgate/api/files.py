@@ -1,7 +1,8 @@
 """``GET /files/{key}``: stored files behind expiring signed URLs, with HTTP Range support.
 
 The bytes come from the file store, local or S3 alike: a range is read from the store (an S3
-GetObject with that Range), never the whole file.
+GetObject with that Range), never the whole file. ``HEAD`` answers what GET would (status,
+Content-Length, ETag, Range) and reads no bytes at all.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.concurrency import iterate_in_threadpool
 from vidgate.api.deps import ServicesDep
 from vidgate.errors import NotFound
 from vidgate.media.files import FileInfo, media_type
+from vidgate.services import Services
 
 router = APIRouter(tags=["files"])
 
@@ -53,14 +55,45 @@ def byte_range(header: str | None, info: FileInfo, if_range: str | None) -> tupl
     return start, end
 
 
+FileQuery = Annotated[str | None, Query()]
+RangeHeader = Annotated[str | None, Header(alias="range", include_in_schema=False)]
+IfRangeHeader = Annotated[str | None, Header(include_in_schema=False)]
+
+
 @router.get("/files/{key:path}", openapi_extra={"security": []})
 async def download(
     key: str,
     services: ServicesDep,
-    expires: Annotated[str | None, Query()] = None,
-    signature: Annotated[str | None, Query()] = None,
-    range_header: Annotated[str | None, Header(alias="range", include_in_schema=False)] = None,
-    if_range: Annotated[str | None, Header(include_in_schema=False)] = None,
+    expires: FileQuery = None,
+    signature: FileQuery = None,
+    range_header: RangeHeader = None,
+    if_range: IfRangeHeader = None,
+) -> Response:
+    return await answer(services, key, expires, signature, range_header, if_range, body=True)
+
+
+@router.head("/files/{key:path}", openapi_extra={"security": []})
+async def download_head(
+    key: str,
+    services: ServicesDep,
+    expires: FileQuery = None,
+    signature: FileQuery = None,
+    range_header: RangeHeader = None,
+    if_range: IfRangeHeader = None,
+) -> Response:
+    """What GET would answer (status, length, ETag, range), without reading the file."""
+    return await answer(services, key, expires, signature, range_header, if_range, body=False)
+
+
+async def answer(
+    services: Services,
+    key: str,
+    expires: str | None,
+    signature: str | None,
+    range_header: str | None,
+    if_range: str | None,
+    *,
+    body: bool,
 ) -> Response:
     services.signer.verify(key, expires, signature, now=services.tasks.clock())
     files = services.files
@@ -81,15 +114,19 @@ async def download(
     start, end = wanted if wanted is not None else (0, info.size - 1)
     if info.size == 0:
         return Response(b"", media_type=media_type(key), headers=headers)
-    chunks = await asyncio.to_thread(files.open_range, key, start, end)
-    if chunks is None:
-        raise NotFound(GONE)
+    status = 206 if wanted is not None else 200
     headers["content-length"] = str(end - start + 1)
     if wanted is not None:
         headers["content-range"] = f"bytes {start}-{end}/{info.size}"
+    if not body:
+        # Content-Length given, the body left out: Response keeps the length it is handed.
+        return Response(status_code=status, media_type=media_type(key), headers=headers)
+    chunks = await asyncio.to_thread(files.open_range, key, start, end)
+    if chunks is None:
+        raise NotFound(GONE)
     return StreamingResponse(
         iterate_in_threadpool(chunks),
-        status_code=206 if wanted is not None else 200,
+        status_code=status,
         media_type=media_type(key),
         headers=headers,
     )
