@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Coroutine, Iterator
 from typing import Annotated, Any
 
 import typer
@@ -49,10 +50,34 @@ def serve(
         overrides["port"] = port
     settings = Settings(**overrides)
     _configure_logging(settings)
+    _private_files()
+    from vidgate.http_server import AddressInUse, listen_socket
+
+    # Bound before anything else starts, so a busy port is one line and nothing said
+    # "listening" before it failed.
+    shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+    where = f"{shown}:{settings.port}"
+    try:
+        listener = listen_socket(settings.host, settings.port)
+    except AddressInUse:
+        errors.print(
+            f"[red]error:[/red] {where} is already in use (another vidgate or program listens "
+            "there); stop it, or choose another port with --port or VIDGATE_PORT.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2) from None
+    except OSError as error:
+        errors.print(
+            f"[red]error:[/red] cannot listen on {where}: {error}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2) from None
     from vidgate import cli_serve
 
     with _config_errors():
-        asyncio.run(cli_serve.serve(settings))
+        _run_fast(cli_serve.serve(settings, listener))
 
 
 @app.command()
@@ -85,6 +110,7 @@ def worker(
 
     settings = Settings()
     _configure_logging(settings)
+    _private_files()
     number = count if count is not None else max(1, settings.workers)
     server = server or settings.worker_server
     if server is None:
@@ -112,10 +138,28 @@ def _config_errors() -> Iterator[None]:
 
 
 def _configure_logging(settings: Settings) -> None:
+    from vidgate import log_redaction
+
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # No URL's query reaches a log line (callback tokens, signatures): see log_redaction.
+    log_redaction.install()
+
+
+def _private_files() -> None:
+    """What the server and workers create is owner-only (the data dir holds the URL-signing
+    and webhook secrets): the umask gains 077, and keeps any stricter bits it had."""
+    os.umask(os.umask(0o077) | 0o077)
+
+
+def _run_fast(main: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop (a dependency, as is httptools, the parser uvicorn serves with)."""
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 def main() -> None:

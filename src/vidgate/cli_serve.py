@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ import uvicorn
 from rich.console import Console
 
 from vidgate.app import create_app
+from vidgate.http_server import guarded_protocol, raise_descriptor_limit
 from vidgate.queue.remote_host import RemoteSetup, run_remote_workers
 from vidgate.queue.runner import BackgroundRunner
 from vidgate.services import bootstrap, open_services
@@ -22,7 +24,8 @@ console = Console()
 log = logging.getLogger("vidgate")
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, listener: socket.socket) -> None:
+    """Serve on ``listener``, bound already (a busy port never got this far)."""
     services = await open_services(settings)
     try:
         created = await bootstrap(services)
@@ -41,18 +44,25 @@ async def serve(settings: Settings) -> None:
             log.info("model %s runs on engine %s%s", spec.name, spec.engine, note)
         config = uvicorn.Config(
             create_app(services),
-            host=settings.host,
-            port=settings.port,
+            # Read head deadlines and the connection cap live in the protocol; uvicorn's own
+            # limit_concurrency stays off (it answers plain text and counts requests too).
+            http=guarded_protocol(
+                header_timeout=settings.header_timeout_seconds,
+                max_connections=settings.max_connections,
+            ),
+            timeout_keep_alive=settings.keep_alive_seconds,
             log_config=None,
             access_log=False,
             lifespan="on",
         )
-        log.info("vidgate listening on %s", settings.base_url)
+        raise_descriptor_limit(settings.max_connections)
         # What is loaded by now lives as long as the process: the garbage collector need not
         # walk it over and over (a GET took 13% less CPU in-process with this, measured).
         gc.collect()
         gc.freeze()
-        await DrainingServer(config, services.gateway.drain).serve()
+        where = "{}:{}".format(*listener.getsockname()[:2])
+        server = DrainingServer(config, services.gateway.drain, f"{settings.base_url} ({where})")
+        await server.serve(sockets=[listener])
     finally:
         await services.close()
 
@@ -88,12 +98,18 @@ async def work(settings: Settings, count: int) -> None:
 
 class DrainingServer(uvicorn.Server):
     """Tells the worker protocol's open claims to end as soon as shutdown begins, so a
-    restart never waits for long polls."""
+    restart never waits for long polls; says it listens once it does."""
 
-    def __init__(self, config: uvicorn.Config, drain: Callable[[], None]) -> None:
+    def __init__(self, config: uvicorn.Config, drain: Callable[[], None], where: str) -> None:
         super().__init__(config)
         self.drain = drain
+        self.where = where
         self.loop = asyncio.get_running_loop()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:  # said once the app has started and the socket accepts
+            log.info("vidgate listening on %s", self.where)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)
