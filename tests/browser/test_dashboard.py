@@ -15,6 +15,7 @@ from playwright.sync_api import Page, expect
 from support import (
     E2E_KEY,
     ServerProcess,
+    WorkerProcess,
     assert_error,
     image_bytes,
     loopback_receiver,
@@ -52,6 +53,13 @@ VIDEO_SEEK = """(seconds) => new Promise((resolve) => {
   video.currentTime = seconds;
 })"""
 
+# The natural widths of the task page's input thumbnails, once each has loaded (0: broken).
+THUMBNAIL_WIDTHS = """() => Promise.all([...document.querySelectorAll('#task-images img')].map(
+  (img) => img.complete ? img.naturalWidth : new Promise((resolve) => {
+    img.addEventListener('load', () => resolve(img.naturalWidth));
+    img.addEventListener('error', () => resolve(0));
+  })))"""
+
 NO_HORIZONTAL_SCROLL = """() => {
   const root = document.documentElement;
   return {scroll: root.scrollWidth, client: root.clientWidth, body: document.body.scrollWidth};
@@ -75,13 +83,23 @@ def completed_task(server: ServerProcess, prompt: str) -> dict[str, object]:
             "/v1/videos/generations", json={"model": "veo3.1-fast", "prompt": prompt}
         )
         assert created.status_code == 200, created.text
-        task: dict[str, object] = created.json()
-        for _ in range(20):
-            if task["status"] in ("completed", "failed"):
-                break
-            task = http.get(f"/v1/tasks/{task['id']}", params={"wait": 30}).json()
-        assert task["status"] == "completed", task
-        return task
+        return finished(http, created.json())
+
+
+def finished(http: httpx.Client, task: dict[str, object]) -> dict[str, object]:
+    """The task, long-polled until it completed (at most 20 polls of 30 s)."""
+    for _ in range(20):
+        if task["status"] in ("completed", "failed"):
+            break
+        task = http.get(f"/v1/tasks/{task['id']}", params={"wait": 30}).json()
+    assert task["status"] == "completed", task
+    return task
+
+
+def cut(prompt: str, limit: int = 60) -> str:
+    """The prompt as the task list shows it: on one line, cut to ``limit`` characters."""
+    line = " ".join(prompt.split())
+    return line if len(line) <= limit else line[:limit].rstrip() + "…"
 
 
 def test_a_user_signs_in_makes_a_video_watches_it_and_revokes_their_key(
@@ -151,6 +169,8 @@ def test_a_user_signs_in_makes_a_video_watches_it_and_revokes_their_key(
     expect(page.locator("#task-progress-bar")).to_have_attribute("value", "100")
     expect(page.locator("#cancel-task")).to_be_hidden()
     expect(page.locator("#task-callbacks")).to_contain_text("No callback URL")
+    expect(page.locator("#task-prompt")).to_have_text(prompt)
+    assert page.evaluate(THUMBNAIL_WIDTHS) == [640]
 
     # The <video> reads its metadata and really plays (Chromium decodes the H.264).
     duration = page.evaluate(VIDEO_DURATION)
@@ -180,6 +200,7 @@ def test_a_user_signs_in_makes_a_video_watches_it_and_revokes_their_key(
     listed = page.locator(f"#tasks-table tr[data-task-id='{task_id}']")
     expect(listed).to_have_attribute("data-status", "completed")
     expect(listed).to_contain_text("100%")
+    expect(listed.locator(".prompt-cut")).to_have_text(prompt)
     shot("tasks")
 
     # Revoking the key in use: the next request is refused and the page says so.
@@ -438,4 +459,163 @@ def test_every_page_fits_a_phone_screen(
         assert widths["scroll"] <= widths["client"] <= 390, (name, widths)
         assert widths["body"] <= widths["client"], (name, widths)
         shot(f"phone-{name}")
+    assert page_errors == []
+
+
+def test_tasks_are_told_apart_by_prompt_images_aspect_model_and_engine(
+    page: Page, tmp_path: Path, shot: Callable[..., Path], page_errors: list[str]
+) -> None:
+    # A long prompt with a line break and a 160-character word (it must wrap, not scroll).
+    prompt = (
+        "A lighthouse keeper's cat watches the storm roll in over the harbour,\n"
+        "then curls up by the lamp while the waves break below: " + "wave" * 40 + " the end"
+    )
+    with (
+        ServerProcess(tmp_path / "data", {"VIDGATE_WORKERS": "0"}) as idle,
+        httpx.Client(base_url=idle.url, headers=bearer(E2E_KEY), timeout=30) as http,
+    ):
+        urls = []
+        for name, picture, mime in (
+            ("first.png", image_bytes(structured_image(640, 360, seed=11)), "image/png"),
+            ("last.jpg", image_bytes(structured_image(360, 640, seed=12), "JPEG"), "image/jpeg"),
+        ):
+            uploaded = http.post("/v1/files", files={"file": (name, picture, mime)})
+            assert uploaded.status_code == 200, uploaded.text
+            urls.append(uploaded.json()["url"])
+        made = http.post(
+            "/v1/videos/generations",
+            json={
+                "model": "veo3.1-fast",
+                "prompt": prompt,
+                "aspect_ratio": "9:16",
+                "image_urls": urls,
+            },
+        )
+        assert made.status_code == 200, made.text
+        short = http.post(
+            "/v1/videos/generations",
+            json={"model": "veo3.1-fast-beta", "prompt": "A short one"},
+        )
+        assert short.status_code == 200, short.text
+        long_id, short_id = made.json()["id"], short.json()["id"]
+
+        page.goto(f"{idle.url}/#/tasks")
+        sign_in(page, E2E_KEY)
+        row = page.locator(f"#tasks-table tr[data-task-id='{long_id}']")
+        expect(row.locator(".prompt-cut")).to_have_text(cut(prompt))
+        expect(row.locator(".task-id")).to_have_text(long_id)
+        for label, value in (("Model", "veo3.1-fast"), ("Aspect", "9:16"), ("Engine", "preview")):
+            expect(row.locator(f"td[data-label='{label}']")).to_have_text(value)
+        expect(row).not_to_contain_text("the end")  # cut: the tail is on the task page only
+        other = page.locator(f"#tasks-table tr[data-task-id='{short_id}']")
+        expect(other.locator(".prompt-cut")).to_have_text("A short one")
+        expect(other.locator("td[data-label='Aspect']")).to_have_text("16:9")
+        shot("list")
+
+        row.locator("a.task-link").click()
+        page.wait_for_url(f"**/#/tasks/{long_id}")
+        # The whole prompt, its line break kept.
+        expect(page.locator("#task-prompt")).to_contain_text("the end")
+        assert page.locator("#task-prompt").evaluate("p => p.textContent") == prompt
+        expect(page.locator(".facts")).to_contain_text("9:16")
+        expect(page.locator("#task-images img")).to_have_count(2)
+        assert page.locator("#task-images img").evaluate_all(
+            "images => images.map(i => i.alt)"
+        ) == ["First frame", "Last frame"]
+        # Both thumbnails really loaded, through their signed links and the page's CSP.
+        assert page.evaluate(THUMBNAIL_WIDTHS) == [640, 360]
+        shot("inputs")
+
+        page.set_viewport_size({"width": 390, "height": 844})
+        for hash_ in (f"#/tasks/{long_id}", "#/tasks"):
+            page.goto(f"{idle.url}/{hash_}")
+            expect(page.locator("#task-prompt, #tasks-table tbody tr").first).to_be_visible()
+            widths = page.evaluate(NO_HORIZONTAL_SCROLL)
+            assert widths["scroll"] <= widths["client"] <= 390, (hash_, widths)
+        shot("phone-list")
+    assert page_errors == []
+
+
+def test_the_ledger_shows_one_line_per_task_with_what_it_cost(
+    page: Page, tmp_path: Path, shot: Callable[..., Path], page_errors: list[str]
+) -> None:
+    # No workers in the server: a task completes only when the worker below is started, after
+    # twenty top-ups, so the task's capture is on the ledger's first page, its reserve on the
+    # second.
+    with (
+        ServerProcess(tmp_path / "data", {"VIDGATE_WORKERS": "0"}) as idle,
+        httpx.Client(base_url=idle.url, headers=bearer(E2E_KEY), timeout=60) as admin,
+    ):
+        made = admin.post("/admin/accounts", json={"name": "erin", "credits": "100"})
+        assert made.status_code == 200, made.text
+        erin = made.json()
+        with httpx.Client(base_url=idle.url, headers=bearer(erin["key"]), timeout=60) as http:
+
+            def create(prompt: str) -> dict[str, object]:
+                created = http.post(
+                    "/v1/videos/generations", json={"model": "veo3.1-fast", "prompt": prompt}
+                )
+                assert created.status_code == 200, created.text
+                task: dict[str, object] = created.json()
+                return task
+
+            charged = create("completed: charged")
+            for n in range(1, 21):
+                topped = admin.post(
+                    f"/admin/accounts/{erin['id']}/topup",
+                    json={"credits": "1", "reason": f"top-up {n:02d}"},
+                )
+                assert topped.status_code == 200, topped.text
+            worker = WorkerProcess(idle.data_dir, {})
+            try:
+                worker.start()
+                finished(http, charged)
+            finally:
+                worker.stop()
+            refunded = create("cancelled: refunded")
+            assert http.post(f"/v1/tasks/{refunded['id']}/cancel").status_code == 200
+            held = create("pending: held")
+            entries = http.get("/v1/ledger", params={"limit": 100}).json()["data"]
+        kinds = [entry["kind"] for entry in entries]
+        # The API keeps every entry; what the page makes of them is the point below.
+        assert kinds[:4] == ["reserve", "release", "reserve", "capture"]
+        assert kinds[-2:] == ["reserve", "topup"]
+
+        page.goto(f"{idle.url}/#/credits")
+        sign_in(page, erin["key"])
+        expect(page.locator("#credits-remaining")).to_have_text("68.60")  # 100 + 20 - 2 x 25.70
+
+        def line(task: dict[str, object]) -> object:
+            return page.locator(f"#ledger-table tr[data-task-id='{task['id']}']")
+
+        def check_lines() -> None:
+            for task, state, net in (
+                (charged, "charged", "-25.70"),
+                (refunded, "refunded", "0.00"),
+                (held, "reserved", "-25.70"),
+            ):
+                row = line(task)
+                expect(row).to_have_count(1)
+                expect(row).to_have_attribute("data-state", state)
+                expect(row.locator("td[data-label='Change']")).to_have_text(net)
+                expect(row.locator("td[data-label='Entry']")).to_have_text(f"task {state}")
+            for kind in ("reserve", "capture", "release"):
+                expect(page.locator(f"#ledger-table tr[data-kind='{kind}']")).to_have_count(0)
+
+        # The first page has the charged task's capture, not yet its reserve: one line already.
+        expect(page.locator("#ledger-table tbody tr", has_text="top-up 05")).to_have_count(1)
+        expect(page.locator("#ledger-table tbody tr", has_text="top-up 04")).to_have_count(0)
+        check_lines()
+        shot("ledger")
+        page.click("#ledger-more")
+        expect(page.locator("#ledger-table tbody tr", has_text="top-up 01")).to_have_count(1)
+        expect(page.locator("#ledger-more")).to_be_hidden()
+        check_lines()  # the reserve joined its line; no second one
+        # 20 top-ups, the opening credits, and the three tasks: every line's change adds up to
+        # the balance.
+        expect(page.locator("#ledger-table tbody tr")).to_have_count(24)
+        changes = page.locator("#ledger-table td[data-label='Change']").all_inner_texts()
+        total = sum(float(text.replace(",", "").replace("+", "")) for text in changes)
+        assert round(total, 2) == 68.60
+        shot("ledger-all")
     assert page_errors == []

@@ -22,6 +22,8 @@ async def test_the_page_is_public_and_locked_down_by_its_headers(
     assert "'unsafe-inline'" not in policy
     assert "frame-ancestors 'none'" in policy
     assert "media-src 'self' http://testserver" in policy
+    # Input thumbnails are signed links, like results: from the same place.
+    assert "img-src 'self' blob: data: http://testserver" in policy
     assert response.headers["referrer-policy"] == "no-referrer"
     assert response.headers["x-content-type-options"] == "nosniff"
     assert "set-cookie" not in response.headers

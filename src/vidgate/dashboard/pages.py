@@ -45,7 +45,8 @@ def content_security_policy(public_url: str) -> str:
             "default-src 'none'",
             "script-src 'self'",
             "style-src 'self'",
-            "img-src 'self' blob: data:",
+            # Input thumbnails are signed links like results: from where those point.
+            f"img-src 'self' blob: data: {files}",
             f"media-src 'self' {files}",
             f"connect-src 'self' {files}",
             "form-action 'self'",

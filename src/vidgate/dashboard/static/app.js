@@ -15,6 +15,7 @@
   const TASK_WAIT_SECONDS = 20;
   const TASK_POLL_ROUNDS = 600; // long-polls on one task page before it stops following
   const CALLBACK_POLL_ROUNDS = 15;
+  const LIST_PROMPT_CHARS = 60; // a prompt in the task list is cut to this many characters
 
   const state = {
     key: null,
@@ -341,6 +342,29 @@
     );
   }
 
+  /**
+   * The text cut to `limit` characters (a character as the reader sees one: an emoji or a
+   * letter with its accents is never split), on one line, with "…" when something was cut.
+   */
+  function cutText(text, limit) {
+    const line = String(text || "").replace(/\s+/g, " ").trim();
+    const characters =
+      typeof Intl === "object" && Intl.Segmenter
+        ? Array.from(new Intl.Segmenter(undefined, { granularity: "grapheme" }).segment(line), (s) => s.segment)
+        : Array.from(line);
+    return characters.length <= limit ? line : `${characters.slice(0, limit).join("").trimEnd()}…`;
+  }
+
+  /** A task in the list: its cut prompt (what tells tasks apart) over its id, both a link. */
+  function taskLinkCell(task) {
+    return el(
+      "a",
+      { class: "task-link", href: `#/tasks/${encodeURIComponent(task.id)}`, title: task.prompt || null },
+      el("span", { class: "prompt-cut", text: task.prompt ? cutText(task.prompt, LIST_PROMPT_CHARS) : "—" }),
+      el("span", { class: "mono task-id", text: task.id }),
+    );
+  }
+
   function renderTasks() {
     const view = newView("Tasks", "tasks");
     const filter = el(
@@ -352,7 +376,11 @@
     );
     filter.value = state.taskFilter;
     const error = el("p", { class: "error", role: "alert", hidden: true });
-    const list = table("tasks-table", ["Task", "Model", "Status", "Progress", "Created"], "Tasks");
+    const list = table(
+      "tasks-table",
+      ["Task", "Model", "Aspect", "Engine", "Status", "Progress", "Created"],
+      "Tasks",
+    );
     const more = el("button", { type: "button", class: "ghost", text: "Load more", hidden: true });
     const empty = el("p", { class: "muted", hidden: true, text: "No tasks yet." });
     const paused = el("p", { class: "muted", hidden: true });
@@ -380,8 +408,15 @@
     );
 
     function row(task) {
-      const link = el("a", { href: `#/tasks/${encodeURIComponent(task.id)}`, class: "mono", text: task.id });
-      const node = list.row(link, task.model, badge(task.status), progressCell(task), when(task.created));
+      const node = list.row(
+        taskLinkCell(task),
+        task.model,
+        task.aspect_ratio || "—",
+        task.engine || "—",
+        badge(task.status),
+        progressCell(task),
+        when(task.created),
+      );
       node.dataset.taskId = task.id;
       node.dataset.status = task.status;
       return node;
@@ -457,6 +492,40 @@
     });
   }
 
+  /** The names of a task's input images, by their role in the video. */
+  function imageRoles(count) {
+    if (count === 1) return ["First frame"];
+    if (count === 2) return ["First frame", "Last frame"];
+    return Array.from({ length: count }, (_, i) => `Image ${i + 1}`);
+  }
+
+  /** What a task was made from: its whole prompt and its input images as thumbnails. */
+  function taskInputs(task) {
+    const images = (task.input_images || []).map(safeUrl).filter((url) => url !== null);
+    const roles = imageRoles(images.length);
+    return [
+      el("h2", { text: "Prompt" }),
+      el("p", { id: "task-prompt", class: "prompt", text: task.prompt || "—" }),
+      images.length
+        ? [
+            el("h2", { text: "Input images" }),
+            el(
+              "ul",
+              { id: "task-images", class: "previews" },
+              images.map((url, i) =>
+                el(
+                  "li",
+                  {},
+                  el("img", { src: url, alt: roles[i] }),
+                  el("span", { class: "name", text: roles[i] }),
+                ),
+              ),
+            ),
+          ]
+        : el("p", { class: "muted", text: "No input images: made from the prompt alone." }),
+    ];
+  }
+
   function renderTask(id) {
     const view = newView("Task", "tasks");
     const path = `v1/tasks/${encodeURIComponent(id)}`;
@@ -469,8 +538,10 @@
     const cancel = el("button", { type: "button", id: "cancel-task", class: "danger", text: "Cancel task", hidden: true });
     const result = el("div", { id: "task-result", class: "result", hidden: true });
     const callbacks = el("div", { id: "task-callbacks" });
+    const inputs = el("section", { id: "task-inputs", class: "card inputs-card", hidden: true });
     const layout = el("div", { class: "task-layout" });
     let current = null;
+    let shownInputs = null; // what the inputs card shows: redrawn only when it changes
 
     append(
       view.main,
@@ -494,6 +565,7 @@
         failure,
         facts,
       ),
+      inputs,
       result,
       el("section", { class: "card callbacks-card" }, el("h2", { text: "Callback deliveries" }), callbacks),
     );
@@ -509,10 +581,18 @@
       bar.value = task.progress;
       pct.textContent = `${task.progress}%`;
       cancel.hidden = !(task.task_info && task.task_info.can_cancel);
+      // Every poll answers the inputs again: the thumbnails are not reloaded unless they changed.
+      const drawn = JSON.stringify([task.prompt, task.input_images]);
+      if (drawn !== shownInputs) {
+        shownInputs = drawn;
+        replace(inputs, taskInputs(task));
+        inputs.hidden = false;
+      }
       replace(
         facts,
         fact("Model", task.model),
         fact("Engine", task.engine || "—"),
+        fact("Aspect ratio", task.aspect_ratio || "—"),
         fact("Created", when(task.created)),
         task.queue_position ? fact("Queue position", String(task.queue_position)) : null,
         UNFINISHED.has(task.status) && task.task_info
@@ -918,13 +998,43 @@
 
   // --- credits ----------------------------------------------------------------------------
 
+  /**
+   * A task's ledger entries (its reserve, then its capture or release; any of them, when the
+   * rest is on a page not loaded yet) as one line: what the task cost in the end.
+   *
+   * A create reserves the price (the balance goes down); completing captures it (the balance
+   * does not move again: a "capture 0.00"); failing or cancelling releases it (the price comes
+   * back). So the net is the price when captured or still held, and nothing when released.
+   */
+  function taskLedgerLine(entries) {
+    const newest = entries.reduce((a, b) => (b.id > a.id ? b : a));
+    const price = Number(entries[0].credits);
+    const settled = entries.find((e) => e.kind === "capture" || e.kind === "release");
+    const state = settled ? (settled.kind === "capture" ? "charged" : "refunded") : "reserved";
+    const amount = credits(price);
+    const why = {
+      charged: `Reserved ${amount} when created; kept when it completed`,
+      refunded: `Reserved ${amount} when created; given back when it failed or was cancelled`,
+      reserved: `${amount} held until it finishes`,
+    }[state];
+    return {
+      when: newest.created,
+      label: `task ${state}`,
+      state,
+      net: state === "refunded" ? 0 : -price,
+      balanceAfter: newest.balance_after,
+      why,
+    };
+  }
+
   function renderCredits() {
     const view = newView("Credits", "credits");
     const error = el("p", { class: "error", role: "alert", hidden: true });
     const stat = (id, label) =>
       el("div", { class: "stat card" }, el("span", { class: "muted", text: label }), el("strong", { id, text: "…" }));
     const ledger = table("ledger-table", ["When", "Entry", "Change", "Balance after", "Task", "Reason"], "Ledger");
-    const more = el("button", { type: "button", class: "ghost", text: "Load more", hidden: true });
+    const more = el("button", { type: "button", id: "ledger-more", class: "ghost", text: "Load more", hidden: true });
+    const tasks = new Map(); // task id -> {row, entries}: one ledger line per task
     let cursor = null;
     append(
       view.main,
@@ -938,6 +1048,13 @@
         stat("credits-used", "Used"),
       ),
       el("h2", { text: "Ledger" }),
+      el("p", {
+        id: "ledger-note",
+        class: "muted",
+        text:
+          "Each task is one line with what it cost in the end: its price is reserved when it is " +
+          "created, kept when it completes, and given back in full when it fails or is cancelled.",
+      }),
       el("div", { class: "card flush" }, ledger.node),
       el("div", { class: "actions" }, more),
     );
@@ -961,20 +1078,49 @@
         const page = await view.call(`v1/ledger?${params}`);
         if (!view.live()) return;
         for (const entry of page.data) {
-          ledger.body.append(
-            ledger.row(
-              when(entry.created),
-              entry.kind,
-              el("span", { class: Number(entry.amount) < 0 ? "minus" : "plus", text: signed(entry.amount) }),
-              credits(entry.balance_after),
-              entry.task_id ? el("a", { class: "mono", href: `#/tasks/${encodeURIComponent(entry.task_id)}`, text: entry.task_id }) : "—",
-              entry.reason || "",
-            ),
-          );
+          if (entry.task_id) showTaskEntry(entry);
+          else ledger.body.append(entryRow(entry));
         }
         cursor = page.next_cursor;
         more.hidden = !page.has_more;
       });
+    }
+
+    const change = (amount) =>
+      el("span", { class: Number(amount) < 0 ? "minus" : Number(amount) > 0 ? "plus" : null, text: signed(amount) });
+
+    function entryRow(entry) {
+      const node = ledger.row(
+        when(entry.created),
+        entry.kind,
+        change(entry.amount),
+        credits(entry.balance_after),
+        "—",
+        entry.reason || "",
+      );
+      node.dataset.kind = entry.kind;
+      return node;
+    }
+
+    // A task's entries may arrive on different pages: its line is drawn again, where its
+    // newest entry put it, as each one comes.
+    function showTaskEntry(entry) {
+      const known = tasks.get(entry.task_id) || { row: null, entries: [] };
+      known.entries.push(entry);
+      const line = taskLedgerLine(known.entries);
+      const node = ledger.row(
+        when(line.when),
+        line.label,
+        change(line.net),
+        credits(line.balanceAfter),
+        el("a", { class: "mono", href: `#/tasks/${encodeURIComponent(entry.task_id)}`, text: entry.task_id }),
+        line.why,
+      );
+      Object.assign(node.dataset, { taskId: entry.task_id, kind: "task", state: line.state });
+      if (known.row) known.row.replaceWith(node);
+      else ledger.body.append(node);
+      known.row = node;
+      tasks.set(entry.task_id, known);
     }
 
     more.addEventListener("click", loadMore);
