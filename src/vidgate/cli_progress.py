@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
@@ -89,11 +92,37 @@ class TaskBar:
         )
 
     def __enter__(self) -> TaskBar:
-        self.progress.start()
+        self._running = contextlib.ExitStack()
+        self._running.enter_context(started(self.progress))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        self._running.close()
+
+
+@contextlib.contextmanager
+def started(progress: Progress) -> Iterator[Progress]:
+    """Show the bar while the block runs. Its refresh thread starts with SIGINT blocked (a new
+    thread inherits its creator's signal mask), so the kernel never hands SIGINT to it: the
+    main thread gets it, and a read it is blocked in is interrupted at once."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks, nothing to steer
+        with progress:
+            yield progress
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        progress.start()
+    finally:
+        try:
+            # A SIGINT that came meanwhile is delivered now, to this (the main) thread.
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        except BaseException:
+            progress.stop()
+            raise
+    try:
+        yield progress
+    finally:
+        progress.stop()
 
 
 def describe(task: Task) -> str:

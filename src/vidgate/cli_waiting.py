@@ -3,8 +3,13 @@ the download of a finished task's video."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import NoReturn
 
 import typer
@@ -19,8 +24,36 @@ from vidgate.cli_errors import (
     failure_for,
 )
 from vidgate.cli_output import console, error_text, errors, print_json, task_data
-from vidgate.cli_progress import TaskBar, download_bar
+from vidgate.cli_progress import TaskBar, download_bar, started
 from vidgate.client import Client, Task, VidgateError, WaitTimeout
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigint_interrupts() -> Iterator[None]:
+    """While the CLI waits (on the server, a download or the person at the terminal), SIGINT
+    raises KeyboardInterrupt in the main thread at once; the previous handler comes back after.
+
+    The CLI installs its own handler because the one it inherits may be SIG_IGN (a background
+    job of a non-interactive shell, nohup-like launchers, a test runner started that way):
+    Python then installs none, and a Ctrl-C or ``kill -INT`` left the wait polling until the
+    task ended. Python runs the handler in the main thread, and the bars' refresh threads keep
+    SIGINT blocked (``cli_progress``), so the kernel hands it to the main thread, whose long
+    poll or blocking read returns EINTR and raises instead of finishing first.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, _interrupt)
+    try:
+        yield
+    finally:
+        # None: a handler set outside Python, which cannot be put back; the default is closest.
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
 
 
 class Interrupted(Exception):
@@ -37,13 +70,16 @@ def wait(client: Client, task: Task, *, timeout: float | None, show: bool) -> Ta
         return task
     bar = TaskBar(task, errors, show)
     try:
-        # Even with no live bar (--json, a log) one line tells which task this is. Written
-        # straight to the file: a Ctrl-C inside Rich's buffered print could repeat the line
-        # with the next message.
-        errors.file.write(f"waiting for {task.id} ({task.model})\n")
-        errors.file.flush()
-        with bar:
-            return client.tasks.wait(task.id, timeout=timeout, on_progress=bar.update)
+        # The handler is in place before the line below: once a script has seen the line, a
+        # SIGINT stops the wait.
+        with sigint_interrupts():
+            # Even with no live bar (--json, a log) one line tells which task this is. Written
+            # straight to the file: a Ctrl-C inside Rich's buffered print could repeat the line
+            # with the next message.
+            errors.file.write(f"waiting for {task.id} ({task.model})\n")
+            errors.file.flush()
+            with bar:
+                return client.tasks.wait(task.id, timeout=timeout, on_progress=bar.update)
     except KeyboardInterrupt:
         raise Interrupted(bar.last) from None
     except WaitTimeout:
@@ -67,7 +103,7 @@ def download(client: Client, task: Task, out: Path, *, show: bool) -> Path:
         progress.update(bar, completed=done, total=total)
 
     try:
-        with progress:
+        with sigint_interrupts(), started(progress):
             return client.download(task, out, on_progress=on_progress)
     except KeyboardInterrupt:
         raise Failure(
@@ -80,9 +116,10 @@ def ask_cancel(client: Client, task: Task, *, interactive: bool, as_json: bool) 
     """After Ctrl-C while waiting: cancel the task if the person at the terminal says so, else
     say how to pick it up again. Exits 130 either way."""
     if interactive:
-        errors.print(f"Cancel task {task.id}? [y/N] ", end="")
         try:
-            answer = sys.stdin.readline().strip().lower()
+            with sigint_interrupts():  # a second Ctrl-C at the prompt is a no
+                errors.print(f"Cancel task {task.id}? [y/N] ", end="")
+                answer = sys.stdin.readline().strip().lower()
         except (KeyboardInterrupt, EOFError):
             answer = ""
             errors.print()

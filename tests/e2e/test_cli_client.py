@@ -32,6 +32,12 @@ TASK_ID = re.compile(r"task-unified-\d+-[a-z0-9]{8}")
 # H.264 at crf 23 on structured images decodes within a few levels of the source; an unrelated
 # image is ~40-90 away (the same bound as test_serve.py).
 CLOSE_ENOUGH = 12.0
+STARTED_WITH_SIGINT_IGNORED = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'vidgate', *sys.argv[1:]])"
+)
+# Every wait on a child process is bounded: long enough for a loaded machine, never forever.
+BOUND = 60.0
 
 
 class ClientCli:
@@ -45,7 +51,11 @@ class ClientCli:
         if api_key is not None:
             self.env["VIDGATE_API_KEY"] = api_key
 
-    def command(self, *args: str) -> list[str]:
+    def command(self, *args: str, sigint: str = "default") -> list[str]:
+        """``sigint="ignored"``: started as a background job of a script starts, with SIGINT
+        ignored (SIG_IGN survives exec, and Python then installs no handler of its own)."""
+        if sigint == "ignored":
+            return [sys.executable, "-c", STARTED_WITH_SIGINT_IGNORED, *args]
         return [sys.executable, "-m", "vidgate", *args]
 
     def run(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -359,40 +369,50 @@ class Terminal:
         )  # fmt: skip
         os.close(slave)
         self.output = b""
-        self.lock = threading.Lock()
+        self.changed = threading.Condition()
+        self.finished = False
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
     def _read(self) -> None:
-        while True:
-            ready, _, _ = select.select([self.master], [], [], 0.1)
-            if not ready:
-                if self.process.poll() is not None:
+        try:
+            while True:
+                ready, _, _ = select.select([self.master], [], [], 0.1)
+                if not ready:
+                    if self.process.poll() is not None:
+                        return
+                    continue
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:
                     return
-                continue
-            try:
-                chunk = os.read(self.master, 4096)
-            except OSError:
-                return
-            if not chunk:
-                return
-            with self.lock:
-                self.output += chunk
+                if not chunk:
+                    return
+                with self.changed:
+                    self.output += chunk
+                    self.changed.notify_all()
+        finally:
+            with self.changed:
+                self.finished = True
+                self.changed.notify_all()
 
     def text(self) -> str:
-        with self.lock:
+        with self.changed:
             return self.output.decode(errors="replace")
 
-    def wait_for(self, pattern: re.Pattern[str], timeout: float = 60) -> re.Match[str]:
+    def wait_for(self, pattern: re.Pattern[str], timeout: float = BOUND) -> re.Match[str]:
+        """The first match of ``pattern`` in the output, as soon as it is written."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = pattern.search(self.text())
-            if found:
-                return found
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"{pattern.pattern!r} never showed; output:\n{self.text()}")
+        with self.changed:
+            while True:
+                found = pattern.search(self.output.decode(errors="replace"))
+                left = deadline - time.monotonic()
+                if found or self.finished or left <= 0:
+                    break
+                self.changed.wait(left)
+        if found is None:
+            raise AssertionError(f"{pattern.pattern!r} never showed; output:\n{self.text()}")
+        return found
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -402,16 +422,41 @@ class Terminal:
         os.close(self.master)
 
 
-def test_ctrl_c_at_a_terminal_asks_and_cancels_on_yes(idle: str, tmp_path: Path) -> None:
+def first_line(stream: Any, timeout: float = BOUND) -> str:
+    """The first line a child writes to ``stream`` (a pipe), waiting at most ``timeout``."""
+    fd = stream.fileno()
+    data = b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in data:
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([fd], [], [], max(left, 0))
+        if not ready:
+            raise AssertionError(f"no line within {timeout:g} s; so far: {data!r}")
+        chunk = os.read(fd, 4096)  # the raw fd: nothing stays in the file object's buffer
+        if not chunk:
+            raise AssertionError(f"the stream closed before a line; so far: {data!r}")
+        data += chunk
+    return data.decode()
+
+
+# The CLI is started as a terminal starts it (SIGINT at its default), and as a background job
+# of a script starts it (SIGINT ignored, inherited): Ctrl-C must stop the wait in both.
+SIGINT_STATES = pytest.mark.parametrize("sigint", ["default", "ignored"])
+
+
+@SIGINT_STATES
+def test_ctrl_c_at_a_terminal_asks_and_cancels_on_yes(
+    idle: str, tmp_path: Path, sigint: str
+) -> None:
     cli = ClientCli(idle, tmp_path)
-    terminal = Terminal(cli.command("generate", "Cancel me"), cli.env, tmp_path)
+    command = cli.command("generate", "Cancel me", sigint=sigint)
+    terminal = Terminal(command, cli.env, tmp_path)
     try:
         task_id = terminal.wait_for(re.compile(rf"waiting for ({TASK_ID.pattern})")).group(1)
-        terminal.wait_for(re.compile("pending"))
         terminal.process.send_signal(signal.SIGINT)
         terminal.wait_for(re.compile(re.escape(f"Cancel task {task_id}? [y/N]")))
         os.write(terminal.master, b"y\n")
-        status = terminal.process.wait(timeout=60)
+        status = terminal.process.wait(timeout=BOUND)
         terminal.wait_for(re.compile(re.escape(f"Cancelled task {task_id}.")))
     finally:
         terminal.close()
@@ -423,16 +468,17 @@ def test_ctrl_c_at_a_terminal_asks_and_cancels_on_yes(idle: str, tmp_path: Path)
     assert task["error"]["code"] == "request_cancelled"
 
 
-def test_ctrl_c_at_a_terminal_keeps_the_task_on_no(idle: str, tmp_path: Path) -> None:
+@SIGINT_STATES
+def test_ctrl_c_at_a_terminal_keeps_the_task_on_no(idle: str, tmp_path: Path, sigint: str) -> None:
     cli = ClientCli(idle, tmp_path)
-    terminal = Terminal(cli.command("generate", "Keep me"), cli.env, tmp_path)
+    command = cli.command("generate", "Keep me", sigint=sigint)
+    terminal = Terminal(command, cli.env, tmp_path)
     try:
         task_id = terminal.wait_for(re.compile(rf"waiting for ({TASK_ID.pattern})")).group(1)
-        terminal.wait_for(re.compile("pending"))
         terminal.process.send_signal(signal.SIGINT)
         terminal.wait_for(re.compile(re.escape("[y/N]")))
         os.write(terminal.master, b"\n")
-        status = terminal.process.wait(timeout=60)
+        status = terminal.process.wait(timeout=BOUND)
         terminal.wait_for(re.compile(re.escape(f"vidgate tasks wait {task_id}")))
     finally:
         terminal.close()
@@ -441,12 +487,13 @@ def test_ctrl_c_at_a_terminal_keeps_the_task_on_no(idle: str, tmp_path: Path) ->
     assert task_on(idle, task_id)["status"] == "pending"
 
 
+@SIGINT_STATES
 def test_ctrl_c_without_a_terminal_cancels_nothing_and_prints_the_task(
-    idle: str, tmp_path: Path
+    idle: str, tmp_path: Path, sigint: str
 ) -> None:
     cli = ClientCli(idle, tmp_path)
     process = subprocess.Popen(
-        cli.command("generate", "Leave me running", "--json"),
+        cli.command("generate", "Leave me running", "--json", sigint=sigint),
         env=cli.env,
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,
@@ -455,10 +502,10 @@ def test_ctrl_c_without_a_terminal_cancels_nothing_and_prints_the_task(
     )
     try:
         assert process.stderr is not None
-        waiting = process.stderr.readline().decode()
+        waiting = first_line(process.stderr)
         assert waiting.startswith("waiting for task-unified-"), waiting
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
+        out, err = process.communicate(timeout=BOUND)
         stdout, stderr = out.decode(), err.decode()
     finally:
         if process.poll() is None:
@@ -473,6 +520,29 @@ def test_ctrl_c_without_a_terminal_cancels_nothing_and_prints_the_task(
     assert len(lines) == 1, stderr
     assert f"vidgate tasks wait {task['id']}" in lines[0]
     assert task_on(idle, task["id"])["status"] == "pending"
+
+
+def test_started_with_sigint_ignored_a_wait_still_ends_with_the_task(
+    api: str, tmp_path: Path
+) -> None:
+    cli = ClientCli(api, tmp_path)
+    command = cli.command("generate", "Ignored interrupts", "--json", sigint="ignored")
+
+    done = subprocess.run(
+        command,
+        env=cli.env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    task = json.loads(done.stdout)
+    assert task["status"] == "completed"
+    assert_spec_video(Path(task["file"]), 1280, 720)
 
 
 # --- the ETA (pure) ------------------------------------------------------------------------------
