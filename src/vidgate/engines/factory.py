@@ -16,7 +16,7 @@ from vidgate.engines.veo import VeoEngine
 KNOWN_TYPES = ("preview", "veo", "relay", "diffusers")
 # The options each type takes (beyond `type`), and which of them it cannot do without.
 _OPTIONS: dict[str, tuple[set[str], set[str]]] = {
-    "preview": (set(), set()),
+    "preview": ({"render_in"}, set()),
     "veo": (
         {
             "api_key",
@@ -76,7 +76,7 @@ def build_engine(config: EngineConfig, *, image_url: ImageUrl | None = None) -> 
         return DiffusersEngine(options)
     if config.type == "relay":
         return RelayEngine(**options, image_url=image_url)
-    return PreviewEngine()
+    return PreviewEngine(**options)
 
 
 def build_engines(

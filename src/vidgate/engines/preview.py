@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import colorsys
 import hashlib
 import logging
 import math
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final, Protocol, TypeAlias
+from typing import Final, Literal, Protocol, TypeAlias, get_args
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,6 +23,10 @@ from vidgate.engines.base import (
     GenerationRequest,
     run_in_thread,
 )
+from vidgate.engines.config import ConfigError
+from vidgate.engines.fonts import FontChain, default_chain
+from vidgate.engines.preview_process import RenderProcesses
+from vidgate.engines.text_layout import clusters, lay_out
 from vidgate.media.video import (
     FRAME_COUNT,
     VideoWriter,
@@ -41,7 +46,6 @@ LABEL: Final = "vidgate preview"
 _WHITE: Final = 235.0
 _BLACK: Final = 16.0
 
-Font: TypeAlias = ImageFont.FreeTypeFont | ImageFont.ImageFont
 Wide: TypeAlias = NDArray[np.uint16]  # room for the products of 8-bit samples
 
 
@@ -68,7 +72,10 @@ def _even(value: float) -> int:
 class TitleScene:
     """A drifting colour field seeded by the prompt, with the prompt written over it."""
 
-    def __init__(self, prompt: str, width: int, height: int, *, frame_count: int = FRAME_COUNT):
+    def __init__(
+        self, prompt: str, width: int, height: int, *, frame_count: int = FRAME_COUNT,
+        fonts: FontChain | None = None, cancelled: Callable[[], bool] | None = None,
+    ) -> None:  # fmt: skip
         self.width, self.height, self.frame_count = width, height, frame_count
         rng = np.random.default_rng(prompt_seed(prompt))
         # The backdrop is a canvas larger than the frame; each frame is a crop of it, which moves
@@ -78,7 +85,7 @@ class TitleScene:
         self._canvas = yuv420_planes(rgb_to_yuv420(canvas))
         self._cycles = rng.uniform(0.35, 0.8, size=2)
         self._phase = rng.uniform(0, 2 * math.pi, size=2)
-        self._overlay = _TextOverlay(prompt, width, height)
+        self._overlay = _TextOverlay(prompt, width, height, fonts=fonts, cancelled=cancelled)
 
     def _offset(self, index: int) -> tuple[int, int]:
         t = index / max(1, self.frame_count - 1)
@@ -125,36 +132,19 @@ class _TextOverlay:
     Everything is composed once; per frame it is two integer multiply-adds over the covered box.
     """
 
-    def __init__(self, prompt: str, width: int, height: int) -> None:
-        short = min(width, height)
-        fill, cover, panel = (Image.new("L", (width, height)) for _ in range(3))
-        text = prompt[:MAX_PROMPT_CHARS].strip()
-        if text:
-            font, size, lines = _layout(text, width * 0.8, height * 0.6, short)
-            centre = (width / 2, height / 2)
-            spacing, stroke = round(size * 0.25), max(1, size // 14)
-            wrapped = "\n".join(lines)
-            box = ImageDraw.Draw(panel).multiline_textbbox(
-                centre, wrapped, font=font, anchor="mm", spacing=spacing, stroke_width=stroke
-            )
-            pad = size * 0.6
-            ImageDraw.Draw(panel).rounded_rectangle(
-                (box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad), radius=pad, fill=110
-            )
-            # Both masks are drawn with the stroke (a black stroke on the fill mask) because the
-            # stroke width changes Pillow's line layout.
-            for mask, stroke_fill in ((cover, 255), (fill, 0)):
-                ImageDraw.Draw(mask).multiline_text(
-                    centre, wrapped, fill=255, font=font, anchor="mm", align="center",
-                    spacing=spacing, stroke_width=stroke, stroke_fill=stroke_fill,
-                )  # fmt: skip
-        label_font = ImageFont.load_default(size=max(10, short // 40))
-        corner = (width - short // 30, height - short // 30)
-        ImageDraw.Draw(cover).text(
-            corner, LABEL, fill=150, font=label_font, anchor="rd", stroke_width=1, stroke_fill=150
-        )
-        ImageDraw.Draw(fill).text(corner, LABEL, fill=200, font=label_font, anchor="rd")
+    def __init__(
+        self,
+        prompt: str,
+        width: int,
+        height: int,
+        *,
+        fonts: FontChain | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> None:
+        panel, cover, fill = prompt_masks(prompt, width, height, fonts=fonts, cancelled=cancelled)
+        self._compose(panel, cover, fill)
 
+    def _compose(self, panel: Image.Image, cover: Image.Image, fill: Image.Image) -> None:
         # Compose only the covered box (even-aligned, for chroma): the rest is left untouched.
         boxes = [box for box in (panel.getbbox(), cover.getbbox()) if box] or [(0, 0, 2, 2)]
         edges = list(zip(*boxes, strict=True))
@@ -185,56 +175,85 @@ class _TextOverlay:
             _blend(region, self._chroma_keep, self._chroma_add, self._chroma_scratch)
 
 
+def prompt_masks(
+    prompt: str,
+    width: int,
+    height: int,
+    *,
+    fonts: FontChain | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> tuple[Image.Image, Image.Image, Image.Image]:
+    """The overlay's three masks: the panel, the text with its outline, the text's fill.
+
+    Each line is drawn run by run, each run in the first font of the chain that has its glyphs,
+    right-to-left runs shaped and placed by the layout's bidi order. ``cancelled`` is checked
+    at every measurement and line: a 1000-character prompt must not outlive its cancel.
+    """
+    short = min(width, height)
+    fill, cover, panel = (Image.new("L", (width, height)) for _ in range(3))
+    text = prompt[:MAX_PROMPT_CHARS].strip()
+    if text:
+        _draw_prompt(text, panel, cover, fill, fonts or default_chain(), cancelled)
+    label_font = ImageFont.load_default(size=max(10, short // 40))
+    corner = (width - short // 30, height - short // 30)
+    ImageDraw.Draw(cover).text(
+        corner, LABEL, fill=150, font=label_font, anchor="rd", stroke_width=1, stroke_fill=150
+    )
+    ImageDraw.Draw(fill).text(corner, LABEL, fill=200, font=label_font, anchor="rd")
+    return panel, cover, fill
+
+
+def _draw_prompt(
+    text: str,
+    panel: Image.Image,
+    cover: Image.Image,
+    fill: Image.Image,
+    chain: FontChain,
+    cancelled: Callable[[], bool] | None,
+) -> None:
+    width, height = panel.size
+    layout = lay_out(text, chain, width * 0.8, height * 0.6, min(width, height), cancelled)
+    size, count = layout.size, len(layout.lines)
+    stroke = max(1, size // 14)
+    ascent, descent = chain.font(0, size).getmetrics()
+    pitch = size * 1.25  # the line pitch the layout counted with
+    block = (count - 1) * pitch + ascent + descent
+    top = (height - block) / 2
+    half = max(line.width for line in layout.lines) / 2 + stroke
+    pad = size * 0.6
+    ImageDraw.Draw(panel).rounded_rectangle(
+        (width / 2 - half - pad, top - stroke - pad, width / 2 + half + pad, top + block + pad),
+        radius=pad,
+        fill=110,
+    )
+    # Both masks are drawn with the stroke (a black stroke on the fill mask), so the white
+    # fill sits inside a dark outline.
+    draws = ((ImageDraw.Draw(cover), 255), (ImageDraw.Draw(fill), 0))
+    for number, line in enumerate(layout.lines):
+        if cancelled is not None and cancelled():
+            raise GenerationCancelled
+        baseline, x = top + ascent + number * pitch, (width - line.width) / 2
+        for run in line.runs:
+            font = chain.font(run.face, size)
+            if chain.raqm:
+                drawn, direction = run.text, "rtl" if run.rtl else "ltr"
+            else:  # no shaping: at least the order of the clusters
+                drawn = "".join(reversed(clusters(run.text))) if run.rtl else run.text
+                direction = None
+            for draw, stroke_fill in draws:
+                draw.text(
+                    (x, baseline), drawn, fill=255, font=font, anchor="ls", direction=direction,
+                    stroke_width=stroke, stroke_fill=stroke_fill,
+                )  # fmt: skip
+            x += run.width
+
+
 def _blend(region: Yuv420, keep: Wide, add: Wide, scratch: Wide) -> None:
     # In place and into preallocated memory: fresh temporaries would cost more than the maths.
     np.multiply(region, keep, out=scratch, dtype=np.uint16)
     np.add(scratch, add, out=scratch)
     np.right_shift(scratch, 8, out=scratch)
     np.copyto(region, scratch, casting="unsafe")
-
-
-def _layout(
-    text: str, max_width: float, max_height: float, short: int
-) -> tuple[Font, int, list[str]]:
-    """The largest font (from short/13 down) whose wrapped lines fit; truncate at the smallest."""
-    size = max(12, short // 13)
-    smallest = max(12, short // 48)
-    while True:
-        font = ImageFont.load_default(size=size)
-        lines = _wrap(text, font, max_width)
-        fitting = int(max_height // (size * 1.25))
-        if len(lines) <= fitting or size == smallest:
-            break
-        size = max(smallest, int(size * 0.9))
-    if len(lines) > fitting:
-        lines = lines[: max(1, fitting)]
-        lines[-1] = lines[-1][: max(0, len(lines[-1]) - 2)].rstrip() + "…"
-    return font, size, lines
-
-
-def _wrap(text: str, font: Font, max_width: float) -> list[str]:
-    """Greedy word wrap by rendered width; words wider than a line are cut."""
-    lines: list[str] = []
-    for paragraph in text.splitlines():
-        line = ""
-        for word in paragraph.split():
-            while font.getlength(word) > max_width:
-                cut = next(
-                    n for n in range(len(word) - 1, 0, -1) if font.getlength(word[:n]) <= max_width
-                )
-                if line:
-                    lines.append(line)
-                    line = ""
-                lines.append(word[:cut])
-                word = word[cut:]
-            candidate = f"{line} {word}" if line else word
-            if font.getlength(candidate) <= max_width:
-                line = candidate
-            else:
-                lines.append(line)
-                line = word
-        lines.append(line)
-    return lines
 
 
 def _centred_box(
@@ -340,7 +359,12 @@ def load_image(path: Path) -> Image.Image:
         ) from exc
 
 
-def build_scene(request: GenerationRequest, width: int, height: int) -> Scene:
+def build_scene(
+    request: GenerationRequest,
+    width: int,
+    height: int,
+    cancelled: Callable[[], bool] | None = None,
+) -> Scene:
     if len(request.images) > 2:
         raise EngineFailure("invalid_parameters", "the preview engine takes at most two images")
     images = [load_image(path) for path in request.images]
@@ -348,23 +372,39 @@ def build_scene(request: GenerationRequest, width: int, height: int) -> Scene:
         return CrossfadeScene(images[0], images[1], width, height)
     if images:
         return KenBurnsScene(images[0], width, height, seed=prompt_seed(request.prompt))
-    return TitleScene(request.prompt, width, height)
+    return TitleScene(request.prompt, width, height, cancelled=cancelled)
+
+
+class StopFlag(Protocol):
+    """A ``threading.Event`` or, in the render process, a ``multiprocessing`` one."""
+
+    def is_set(self) -> bool: ...
 
 
 def render_preview(
     request: GenerationRequest,
     output: Path,
     context: GenerationContext,
-    stop: threading.Event | None = None,
+    stop: StopFlag | None = None,
 ) -> None:
-    """The blocking work: render every frame and encode it, checking for cancellation between."""
+    """The blocking work: lay out, render every frame and encode it, checking for cancellation
+    during the layout and between frames. The engine runs it in a child process; the bench and
+    the tests may call it here."""
+
+    def cancelled() -> bool:
+        return context.cancelled.is_set() or (stop is not None and stop.is_set())
+
     started = time.perf_counter()
     width, height = frame_size(request.aspect_ratio)
-    scene = build_scene(request, width, height)
+    try:
+        scene = build_scene(request, width, height, cancelled)
+    except GenerationCancelled:
+        logger.info("task %s: preview cancelled while laying out", request.task_id)
+        raise
     output.parent.mkdir(parents=True, exist_ok=True)
     with VideoWriter(output, width, height) as writer:
         for index in range(FRAME_COUNT):
-            if context.cancelled.is_set() or (stop is not None and stop.is_set()):
+            if cancelled():
                 logger.info("task %s: preview cancelled at frame %d", request.task_id, index)
                 raise GenerationCancelled
             writer.write_yuv420(scene.frame(index))
@@ -375,12 +415,39 @@ def render_preview(
     logger.info("task %s: preview rendered in %.2f s", request.task_id, elapsed)
 
 
+RenderIn = Literal["process", "thread"]
+
+
 class PreviewEngine:
-    """Needs no GPU and no network: what a deployment serves before a real model is wired in."""
+    """Needs no GPU and no network: what a deployment serves before a real model is wired in.
+
+    ``render_in="process"`` (the default) renders in child processes kept loaded between tasks
+    (``preview_process``), so a render never holds the server's GIL; ``"thread"`` renders in a
+    thread of this process, as before (the render-load benchmark's baseline).
+    """
 
     name = "preview"
+
+    def __init__(self, *, render_in: str = "process") -> None:
+        if render_in not in get_args(RenderIn):
+            raise ConfigError(f"preview: `render_in` must be one of {get_args(RenderIn)}")
+        self.render_in = render_in
+        self._processes = RenderProcesses() if render_in == "process" else None
+
+    @property
+    def child_pids(self) -> list[int]:
+        """The render processes' ids (none before the first task, or in thread mode)."""
+        return self._processes.pids if self._processes is not None else []
 
     async def generate(
         self, request: GenerationRequest, output: Path, context: GenerationContext
     ) -> None:
-        await run_in_thread(render_preview, request, output, context)
+        if self._processes is None:
+            await run_in_thread(render_preview, request, output, context)
+        else:
+            await run_in_thread(self._processes.render, request, output, context)
+
+    async def aclose(self) -> None:
+        """Stop the render processes (at shutdown)."""
+        if self._processes is not None:
+            await asyncio.to_thread(self._processes.close)
