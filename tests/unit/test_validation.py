@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from vidgate.engines.config import load_model_config
@@ -111,3 +113,49 @@ def test_callback_url_length() -> None:
     with pytest.raises(InvalidRequest, match="2049") as raised:
         validation.check_callback_length("https://example.com/" + "a" * 2029)
     assert raised.value.param == "callback_url"
+
+
+def test_unknown_fields_are_bounded_at_exactly_16_kib_of_compact_json() -> None:
+    # {"seed":"xxx..."} is exactly the bound as compact JSON; one character more is not.
+    fill = validation.MAX_EXTRA_BYTES - len('{"seed":""}')
+    validation.check_extra({"seed": "x" * fill})
+    with pytest.raises(InvalidRequest) as raised:
+        validation.check_extra({"seed": "x" * (fill + 1)})
+    assert raised.value.param == "seed"
+
+
+def test_unknown_fields_past_16_kib_are_refused_naming_the_largest() -> None:
+    extra = {"small": "x" * 9000, "large": "y" * 9000 + "y", "tiny": 1}
+    with pytest.raises(InvalidRequest) as raised:
+        validation.check_extra(extra)
+    assert raised.value.param == "large"
+    assert "16384 bytes" in raised.value.message
+
+
+def test_a_huge_unknown_field_name_is_cut_in_the_message_and_param() -> None:
+    name = "n" * 200_000
+    with pytest.raises(InvalidRequest) as raised:
+        validation.check_extra({name: 1})
+    assert len(raised.value.message) < 600
+    assert raised.value.param is not None
+    assert len(raised.value.param) < 200
+    assert "(200000 characters)" in raised.value.param
+
+
+@pytest.mark.parametrize(
+    ("check", "param"),
+    [
+        (lambda value: validation.check_aspect(value, SPEC), "aspect_ratio"),
+        (lambda value: validation.check_quality(value, SPEC), "quality"),
+        (lambda value: validation.check_images([], value, SPEC), "generation_type"),
+        (lambda value: validation.check_images([value], None, SPEC), "image_urls"),
+        (lambda value: REGISTRY.resolve(value), "model"),
+    ],
+)
+def test_a_200_kb_value_is_not_echoed_whole(check: Any, param: str) -> None:
+    value = "ftp://" + "v" * 200_000
+    with pytest.raises(InvalidRequest) as raised:
+        check(value)
+    assert raised.value.param == param
+    assert len(raised.value.message) < 600, raised.value.message[:300]
+    assert "200006 characters" in raised.value.message

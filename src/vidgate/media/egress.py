@@ -405,6 +405,8 @@ def _transport_failure(
         )
     # httpx's own wording ("peer closed connection without sending complete message body:
     # incomplete chunked read") and class names are not for a client.
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return FetchFailed("did not answer with valid HTTP, or closed the connection early")
     return FetchFailed("broke off the connection before its answer was complete")
 
 

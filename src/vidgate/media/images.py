@@ -103,8 +103,7 @@ def validate_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Imag
             # Pillow reports damaged data with any of these, in words that name its internals
             # ("cannot identify image file <_io.BytesIO object at 0x...>"): never passed on.
             raise FetchFailed(
-                f"is not a valid {_name(image_format)}: it could not be decoded "
-                f"({_damage(exc)})"
+                f"is not a valid {_name(image_format)}: it could not be decoded ({_damage(exc)})"
             ) from None
     mime_type, extension = _INFO[image_format]
     return ImageInfo(image_format, width, height, mime_type, extension)
