@@ -1,7 +1,8 @@
 """Fixtures for every suite: settings on a fresh database, services, the app over ASGI, keys.
 
 The integration suite runs twice: on SQLite (a file per test) and on PostgreSQL (a database per
-test, copied from a template migrated once per session) when VIDGATE_TEST_POSTGRES_URL is set.
+test, copied from a template migrated once per session) when VIDGATE_TEST_POSTGRES_URL is set or,
+unset, when the usual local server answers (``local_postgres``; pytest's header says which).
 A test joins both runs by asking for ``settings``, ``services``, ``client`` or ``database_url``.
 """
 
@@ -22,21 +23,37 @@ import pytest
 import trustme
 from sqlalchemy.engine import make_url
 
+from local_postgres import VARIABLE, choose_postgres
 from support import ADMIN_KEY, StaticServer, admin_services, asgi_client
 from vidgate.services import Services
 from vidgate.settings import Settings
 from vidgate.store.database import Database
 
-POSTGRES_URL = os.environ.get("VIDGATE_TEST_POSTGRES_URL")
-NO_POSTGRES = (
-    "VIDGATE_TEST_POSTGRES_URL is not set: the PostgreSQL run of the integration suite is "
-    "skipped (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)"
-)
+# Set by pytest_configure (below), before any test module is collected.
+POSTGRES_URL: str | None = None
+NO_POSTGRES = "no PostgreSQL for the tests"
+_POSTGRES_LINE = pytest.StashKey[str]()
 INTEGRATION = Path(__file__).parent / "integration"
 # Databases this session makes are named vg_<pid>_...: distinct per xdist worker and per
 # concurrent pytest run, and recognisable as leftovers once their process is gone.
 PREFIX = f"vg_{os.getpid()}_"
 T = TypeVar("T")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Choose the PostgreSQL once, in the first process. The choice goes into the environment
+    (the URL, or empty for none), so xdist's workers, started later, inherit it instead of
+    probing again, and so do the suites that read the variable themselves."""
+    global POSTGRES_URL, NO_POSTGRES
+    choice = choose_postgres(os.environ)
+    os.environ[VARIABLE] = choice.url or ""
+    POSTGRES_URL = choice.url
+    NO_POSTGRES = choice.line
+    config.stash[_POSTGRES_LINE] = choice.line
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return config.stash.get(_POSTGRES_LINE, "")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
