@@ -21,6 +21,7 @@ from vidgate.engines.preview import PreviewEngine
 from vidgate.engines.registry import ModelRegistry
 from vidgate.media.egress import EgressPolicy, Resolver
 from vidgate.media.files import FileStore, LocalFileStore, check_key
+from vidgate.media.scratch import ScratchSpace, private_dir
 from vidgate.media.signing import UrlSigner
 from vidgate.media.uploads import Uploads
 from vidgate.metrics import Metrics
@@ -64,6 +65,7 @@ class Services:
     health: EngineHealth
     worker_tokens: WorkerTokenService
     gateway: WorkerGateway
+    scratch: ScratchSpace
 
     async def close(self) -> None:
         for engine in self.engines.values():
@@ -73,6 +75,7 @@ class Services:
         await self.limiter.aclose()
         await self.egress.aclose()
         await self.db.close()
+        self.scratch.release()
 
 
 async def open_services(
@@ -86,10 +89,19 @@ async def open_services(
 
     ``resolver`` replaces DNS for outbound requests (tests use it to play a hostile resolver).
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if private_dir(settings.data_dir):
+        log.warning(
+            "data dir %s was readable by others; it holds the signing and webhook secrets, "
+            "so it is now owner-only (0700)",
+            settings.data_dir,
+        )
     db = Database(settings.resolved_database_url)
     await db.migrate()
-    files = await _file_store(settings)
+    files, scratch = await _file_store(settings)
+    # Work files that killed processes left behind (kill -9, a crash): never a live one's.
+    swept = await asyncio.to_thread(scratch.sweep)
+    if swept:
+        log.info("swept %d scratch folder(s) or file(s) left by stopped processes", swept)
     egress = EgressPolicy(
         allow=settings.egress_allow, ca_bundle=settings.egress_ca_bundle, resolver=resolver
     )
@@ -129,6 +141,7 @@ async def open_services(
     health = EngineHealth()
     runs = TaskRuns(tasks, lease_seconds=settings.lease_seconds)
     return Services(
+        scratch=scratch,
         settings=settings,
         db=db,
         accounts=accounts,
@@ -167,10 +180,12 @@ async def bootstrap(services: Services) -> CreatedAccount | None:
     )
 
 
-async def _file_store(settings: Settings) -> FileStore:
-    """The bucket when VIDGATE_S3_BUCKET is set, else the data dir."""
+async def _file_store(settings: Settings) -> tuple[FileStore, ScratchSpace]:
+    """The bucket when VIDGATE_S3_BUCKET is set, else the data dir; and the scratch space
+    its work files live in."""
     if not settings.s3_bucket:
-        return LocalFileStore(settings.files_dir)
+        local = LocalFileStore(settings.files_dir)
+        return local, local.scratch
     from vidgate.media.s3 import MAX_PRESIGN_SECONDS, S3FileStore  # boto3 only when used
 
     presign = settings.s3_result_urls == "presigned"
@@ -179,9 +194,10 @@ async def _file_store(settings: Settings) -> FileStore:
             "VIDGATE_RESULT_URL_TTL_SECONDS is at most 601200 with VIDGATE_S3_RESULT_URLS="
             "presigned: S3 refuses presigned URLs that live longer than 7 days"
         )
+    scratch = ScratchSpace(settings.data_dir / "tmp")
     store = S3FileStore(
         settings.s3_bucket,
-        scratch=settings.data_dir / "tmp",
+        scratch=scratch.folder(),
         prefix=settings.s3_prefix,
         endpoint_url=settings.s3_endpoint_url,
         public_endpoint_url=settings.s3_public_endpoint_url,
@@ -192,7 +208,7 @@ async def _file_store(settings: Settings) -> FileStore:
         presign=presign,
     )
     await asyncio.to_thread(store.check)
-    return store
+    return store, scratch
 
 
 def _input_urls(settings: Settings, signer: UrlSigner) -> Callable[[Path], str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -94,8 +95,8 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        if self.is_sqlite and self.url.database:
-            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        if self.is_sqlite and self.url.database and self.url.database != ":memory:":
+            _private_database_file(Path(self.url.database))
         kwargs: dict[str, Any] = {}
         if not self.is_sqlite:
             kwargs.update(
@@ -320,3 +321,18 @@ def _configure_sqlite(
             cursor.execute("BEGIN")
         finally:
             cursor.close()
+
+
+def _private_database_file(path: Path) -> None:
+    """The database file exists, owner-only (0600), before SQLite opens it: SQLite makes a
+    new file 0644, and gives its -wal and -shm files the database file's mode. Modes only
+    lose bits, so a stricter umask still wins; an older, looser file is tightened."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    os.close(fd)
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            member = path.with_name(name)
+            mode = member.stat().st_mode & 0o777
+            if mode & 0o077:
+                member.chmod(mode & 0o700)
