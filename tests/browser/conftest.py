@@ -29,7 +29,7 @@ expect.set_options(timeout=20_000)
 @pytest.fixture(scope="session")
 def chromium_path() -> Path:
     if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing (Debian's chromium package: `make install` installs it)"
+        reason = f"{CHROMIUM} is missing (Debian's chromium package: `make browser` installs it)"
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"{reason}; in CI the browser tests must run", pytrace=False)
         pytest.skip(reason)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from vidgate.engines.registry import ModelRegistry
@@ -17,6 +18,9 @@ from vidgate.media.signing import UrlSigner
 from vidgate.tasks.model import Task, TaskStatus
 
 HOUR = 3600
+# Signed links remembered per process: a link is the same all hour long, and a page of tasks
+# with their images asks for hundreds of them at every poll.
+SIGNED_LINKS_KEPT = 4096
 
 
 def task_object(
@@ -85,6 +89,12 @@ class TaskPresenter:
         self.clock = clock
         # A store that hands out its own URLs (S3, presigned mode) serves results directly.
         self.files = files
+        # Our own signature is a pure function of (key, expiry) under a secret fixed for the
+        # process; a presigned URL is not cached (the store's credentials may be refreshed).
+        self._signed = lru_cache(maxsize=SIGNED_LINKS_KEPT)(self._sign)
+
+    def _sign(self, key: str, expires: int) -> str:
+        return self.signer.sign(key, expires=expires)
 
     def file_url(self, key: str) -> str:
         """A link to a stored file of a task (its result or an input image), signed."""
@@ -99,7 +109,7 @@ class TaskPresenter:
             url = self.files.presigned_url(key, expires=expires, signed_at=signed_at)
             if url is not None:
                 return url
-        return self.signer.sign(key, expires=expires)
+        return self._signed(key, expires)
 
     def object(self, task: Task, *, queue_position: int | None = None) -> dict[str, Any]:
         url = self.file_url(task.result_key) if task.result_key is not None else None
