@@ -7,17 +7,25 @@ set is the union over every route whose path matches.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from fastapi.routing import iter_route_contexts
+import fastapi.routing
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
+
+
+def _leaf_routes(routes: Sequence[BaseRoute]) -> Iterable[Any]:
+    """The app's routes one by one: newer FastAPI keeps an included router as one entry, which
+    ``iter_route_contexts`` opens; older releases listed every route in ``app.routes`` already."""
+    expand = getattr(fastapi.routing, "iter_route_contexts", None)
+    return routes if expand is None else expand(routes)
 
 
 def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
     """Every method some route takes at the scope's path, sorted; empty when none matches."""
     methods: set[str] = set()
-    for route in iter_route_contexts(routes):
+    for route in _leaf_routes(routes):
         # A match of the path with another method is PARTIAL: it still names its methods.
         match, _ = route.matches(scope)
         if match is not Match.NONE and route.methods:
