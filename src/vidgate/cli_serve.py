@@ -12,6 +12,7 @@ from typing import Any
 
 import uvicorn
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
 from vidgate.app import create_app
 from vidgate.http_server import guarded_protocol, raise_descriptor_limit
@@ -88,7 +89,8 @@ async def work(settings: Settings, count: int) -> None:
     runner = BackgroundRunner(services, workers=count)
     try:
         await runner.start()
-        log.info("vidgate worker: %d worker(s) on %s", count, settings.resolved_database_url)
+        database = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+        log.info("vidgate worker: %d worker(s) on %s", count, database)
         await stop.wait()
         log.info("vidgate worker: stopping")
         await runner.shutdown()

@@ -1,5 +1,6 @@
 """Log lines never carry a URL's query or fragment: callback URLs hold tokens, presigned and
-signed links hold signatures. Scheme, host and path stay, which is what a reader needs."""
+signed links hold signatures (nor a password in a URL, as database URLs have). Scheme, host and
+path stay, which is what a reader needs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import re
 # A URL, then its query and fragment: everything from "?" or "#" up to a space, a quote or an
 # angle bracket (how URLs end in reprs, JSON and httpx's own lines).
 _QUERY = re.compile(r"""([a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#"'<>]*)[?#][^\s"'<>]*""")
+# user:password@ in a URL's authority: the password goes.
+_PASSWORD = re.compile(r"""([a-zA-Z][a-zA-Z0-9+.-]*://[^\s/?#@:"'<>]*:)[^\s/?#@"'<>]*@""")
 # The loggers of the libraries that print whole request URLs (httpx: "HTTP Request: POST
 # https://...?token=..."); our own lines go through the handler's filter as well.
 _FORMATTER = logging.Formatter()
@@ -16,8 +19,9 @@ LIBRARY_LOGGERS = ("httpx", "httpcore", "uvicorn", "uvicorn.error", "botocore", 
 
 
 def redact(text: str) -> str:
-    """``text`` with the query and fragment cut from every URL in it."""
-    return _QUERY.sub(r"\1", text)
+    """``text`` with the query and fragment cut from every URL in it, and any password in
+    a URL's user part masked (``postgresql://vidgate:***@db/...``)."""
+    return _PASSWORD.sub(r"\1***@", _QUERY.sub(r"\1", text))
 
 
 class QueryRedactor(logging.Filter):

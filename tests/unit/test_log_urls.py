@@ -85,6 +85,11 @@ def test_a_traceback_that_prints_a_url_loses_its_query(records: list[logging.Log
         ("<URL 'wss://a.example/s?t=1'>", "<URL 'wss://a.example/s'>"),
         ("no url here? none", "no url here? none"),
         ("https://a.example/path/only", "https://a.example/path/only"),
+        (
+            "on postgresql+asyncpg://vidgate:S3CRET@db:5432/vidgate",
+            "on postgresql+asyncpg://vidgate:***@db:5432/vidgate",
+        ),
+        ("http://user@host/x", "http://user@host/x"),
     ],
 )
 def test_redact_keeps_scheme_host_and_path(text: str, expected: str) -> None:
