@@ -34,7 +34,8 @@ NICE: Final = 10
 
 # Messages, as tuples (cheap to pickle): parent to child ("render", request, output) | ("exit",);
 # child to parent ("progress", fraction) | ("log", logger, level, text) | ("done",) |
-# ("cancelled",) | ("failed", code, message, detail).
+# ("cancelled",) | ("failed", code, message, detail), the answer, after ("leaving",) when the
+# child got a SIGTERM during the render and exits after it.
 
 
 class _PipeLog(logging.Handler):
@@ -102,6 +103,8 @@ def serve(connection: Connection, stop: Event, nice: int) -> None:
             reply = ("failed", "service_error", "the preview render failed", repr(error))
         busy[0] = False
         try:
+            if leave[0]:
+                send(("leaving",))  # before the answer, so the parent never sends it more
             send(reply)
         except OSError:
             return
@@ -121,6 +124,7 @@ class _Child:
         )
         self.process.start()
         child_end.close()  # so that a dead child reads as EOF here
+        self.leaving = False
 
     def receive(self) -> tuple[Any, ...] | None:
         """The next message, None when there is none yet; raises EOFError once the child is gone."""
@@ -204,7 +208,10 @@ class RenderProcesses:
             for partial in output.parent.glob(f".{output.name}.*.part"):
                 partial.unlink(missing_ok=True)
             raise
-        self._give_back(child)
+        if child.leaving:
+            self._discard(child, gently=True)
+        else:
+            self._give_back(child)
         if answer[0] == "cancelled":
             raise GenerationCancelled
         if answer[0] == "failed":
@@ -241,6 +248,8 @@ class RenderProcesses:
                     context.progress(message[1])
             elif message[0] == "log":
                 logging.getLogger(message[1]).log(message[2], "%s", message[3])
+            elif message[0] == "leaving":
+                child.leaving = True
             else:
                 return message
 
@@ -261,10 +270,13 @@ class RenderProcesses:
             if child in self._all and child not in self._idle and not self._closed:
                 self._idle.append(child)
 
-    def _discard(self, child: _Child) -> None:
+    def _discard(self, child: _Child, *, gently: bool = False) -> None:
         with self._lock:
             self._all.discard(child)
-        child.kill()
+        if gently:
+            child.close()
+        else:
+            child.kill()
 
     def close(self) -> None:
         """Stop every child (at shutdown); renders still running fail."""
