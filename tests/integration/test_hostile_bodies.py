@@ -301,7 +301,10 @@ async def test_cancel_after_takes_plain_decimal_numbers_only(
     assert await task_count(services) == 0
 
 
-@pytest.mark.parametrize(("value", "seconds"), [("10", 10.0), ("1.5", 1.5), ("604800", 604800.0)])
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("10", 10.0), ("1.5", 1.5), ("0010", 10.0), ("1.0000000000", 1.0), ("604800", 604800.0)],
+)
 async def test_cancel_after_in_plain_decimals_sets_the_deadline(
     client: httpx.AsyncClient, services: Services, value: str, seconds: float
 ) -> None:

@@ -210,6 +210,8 @@ def _check(document: dict[str, Any]) -> None:
 
 def parse_object(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object of valid text and representable numbers, else a 400."""
+    if not raw.strip():
+        raise InvalidRequest("The request body must be a JSON object.")
     try:
         document = json.loads(raw, parse_constant=_constant, parse_float=_float, parse_int=_int)
     except UnicodeDecodeError:
