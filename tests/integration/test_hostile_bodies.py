@@ -123,6 +123,28 @@ async def test_an_upload_over_1_mib_keeps_its_10_mb_cap(client: httpx.AsyncClien
     assert response.json()["bytes"] == len(png)
 
 
+async def test_a_worker_result_over_1_mib_keeps_its_own_cap(client: httpx.AsyncClient) -> None:
+    made = await client.post("/admin/worker-tokens", json={"name": "gpu-body-cap"})
+    assert made.status_code == 200, made.text
+    worker = {"Authorization": f"Bearer {made.json()['token']}"}
+    task_id = (await client.post(CREATE, json=SEED)).json()["id"]
+    claimed = await client.post(
+        "/worker/v1/claim",
+        json={"worker": "w0", "models": ["veo3.1-fast"], "wait": 0},
+        headers=worker,
+    )
+    assert claimed.status_code == 200, claimed.text
+    attempt = claimed.json()["task"]["attempt"]
+    # Read whole (2 MiB), then refused as what it is: not a video, rather than too large.
+    response = await client.put(
+        f"/worker/v1/tasks/{task_id}/result?attempt={attempt}",
+        content=b"\x00" * (2 * MIB),
+        headers=worker,
+    )
+    error = assert_error(response, 400, "invalid_request")
+    assert "video" in error["message"]
+
+
 # --- the key before the body --------------------------------------------------------------
 
 
