@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from vidgate.cli_admin import accounts_app, groups_app, keys_app, workers_app
 from vidgate.cli_client import credits as client_credits
@@ -51,14 +52,14 @@ def serve(
     settings = Settings(**overrides)
     _configure_logging(settings)
     _private_files()
-    from vidgate.http_server import AddressInUse, listen_socket
+    from vidgate.http_server import AddressInUse, listen_sockets
 
     # Bound before anything else starts, so a busy port is one line and nothing said
     # "listening" before it failed.
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     where = f"{shown}:{settings.port}"
     try:
-        listener = listen_socket(settings.host, settings.port)
+        listeners = listen_sockets(settings.host, settings.port)
     except AddressInUse:
         errors.print(
             f"[red]error:[/red] {where} is already in use (another vidgate or program listens "
@@ -77,7 +78,7 @@ def serve(
     from vidgate import cli_serve
 
     with _config_errors():
-        _run_fast(cli_serve.serve(settings, listener))
+        _run_fast(cli_serve.serve(settings, listeners))
 
 
 @app.command()
@@ -133,7 +134,8 @@ def _config_errors() -> Iterator[None]:
     try:
         yield
     except ConfigError as error:
-        errors.print(f"[red]error:[/red] {error}", highlight=False)
+        # Escaped: a message may quote brackets ([engines.x], vidgate[s3]), not markup.
+        errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 

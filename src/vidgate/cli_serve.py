@@ -25,8 +25,8 @@ console = Console()
 log = logging.getLogger("vidgate")
 
 
-async def serve(settings: Settings, listener: socket.socket) -> None:
-    """Serve on ``listener``, bound already (a busy port never got this far)."""
+async def serve(settings: Settings, listeners: list[socket.socket]) -> None:
+    """Serve on ``listeners``, bound already (a busy port never got this far)."""
     services = await open_services(settings)
     try:
         created = await bootstrap(services)
@@ -61,9 +61,9 @@ async def serve(settings: Settings, listener: socket.socket) -> None:
         # walk it over and over (a GET took 13% less CPU in-process with this, measured).
         gc.collect()
         gc.freeze()
-        where = "{}:{}".format(*listener.getsockname()[:2])
+        where = ", ".join(_address(listener) for listener in listeners)
         server = DrainingServer(config, services.gateway.drain, f"{settings.base_url} ({where})")
-        await server.serve(sockets=[listener])
+        await server.serve(sockets=listeners)
     finally:
         await services.close()
 
@@ -96,6 +96,11 @@ async def work(settings: Settings, count: int) -> None:
         await runner.shutdown()
     finally:
         await services.close()
+
+
+def _address(listener: socket.socket) -> str:
+    host, port = listener.getsockname()[:2]
+    return f"[{host}]:{port}" if listener.family == socket.AF_INET6 else f"{host}:{port}"
 
 
 class DrainingServer(uvicorn.Server):

@@ -35,31 +35,37 @@ class AddressInUse(OSError):
     """Another program already listens on the address."""
 
 
-def listen_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port`` and listening, before anything says it listens.
+def listen_sockets(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to every address ``host`` names (``localhost``: 127.0.0.1 and ::1) on
+    ``port``, listening, before anything says it listens.
 
     Raises AddressInUse when the port is taken, OSError for any other refusal (an address
     this machine does not have, a port below 1024 without the right to it).
     """
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    addresses = list(dict.fromkeys((family, address) for family, _, _, _, address in found))
+    sockets: list[socket.socket] = []
     try:
-        # Lets a restart bind while the old process's connections sit in TIME_WAIT; Linux
-        # still refuses a port that another socket listens on.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        # listen() at once: two sockets with SO_REUSEADDR may both bind one port, and only
-        # the second listen() finds out.
-        sock.listen(BACKLOG)
+        for family, address in addresses:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            # Lets a restart bind while the old process's connections sit in TIME_WAIT; Linux
+            # still refuses a port that another socket listens on.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and len(addresses) > 1:
+                # "::" and "0.0.0.0" both named: each socket takes its own family.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            # listen() at once: two sockets with SO_REUSEADDR may both bind one port, and only
+            # the second listen() finds out.
+            sock.listen(BACKLOG)
     except OSError as error:
-        sock.close()
+        for sock in sockets:
+            sock.close()
         if error.errno == errno.EADDRINUSE:
             raise AddressInUse(error.errno, error.strerror) from None
         raise
-    sock.set_inheritable(True)
-    return sock
+    return sockets
 
 
 def raise_descriptor_limit(max_connections: int) -> None:
