@@ -19,6 +19,7 @@ from vidgate.engines.factory import build_engines
 from vidgate.engines.health import EngineHealth
 from vidgate.engines.preview import PreviewEngine
 from vidgate.engines.registry import ModelRegistry
+from vidgate.extras import require_extras
 from vidgate.media.egress import EgressPolicy, Resolver
 from vidgate.media.files import FileStore, LocalFileStore, check_key
 from vidgate.media.scratch import ScratchSpace, private_dir
@@ -89,6 +90,7 @@ async def open_services(
 
     ``resolver`` replaces DNS for outbound requests (tests use it to play a hostile resolver).
     """
+    require_extras(settings)  # a missing vidgate[postgres|s3|redis]: one line, before any use
     if private_dir(settings.data_dir):
         log.warning(
             "data dir %s was readable by others; it holds the signing and webhook secrets, "

@@ -18,10 +18,11 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-import asyncpg
 from sqlalchemy import func, literal, select
 
 if TYPE_CHECKING:  # the database module imports this one
+    import asyncpg
+
     from vidgate.store.database import Conn
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,8 @@ class Listener:
         while True:
             # Any failure here is the database or the network: log it and try again, never stop.
             try:
+                import asyncpg  # vidgate[postgres]: SQLite servers start without it
+
                 conn = await asyncpg.connect(**self.connect_args)
             except Exception as error:
                 log.warning("notice listener: cannot connect (%s); again in %.1f s", error, delay)
