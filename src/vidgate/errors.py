@@ -197,6 +197,12 @@ class ServiceUnavailable(VidgateError):
 
 def excerpt(text: str, limit: int = 100) -> str:
     """``text`` as an error message may quote it: at most ``limit`` characters (then its
-    length), and lone surrogates escaped, since a message must encode as UTF-8."""
-    shown = text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
-    return shown.encode("utf-8", "backslashreplace").decode("utf-8")
+    length), with control characters and lone surrogates escaped (``\\x00``, ``\\ud800``):
+    a message is one line of text that encodes as UTF-8."""
+    cut = text[:limit]
+    if not cut.isprintable():
+        cut = "".join(
+            char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+            for char in cut
+        )
+    return cut if len(text) <= limit else f"{cut}… ({len(text)} characters)"

@@ -159,3 +159,13 @@ def test_a_200_kb_value_is_not_echoed_whole(check: Any, param: str) -> None:
     assert raised.value.param == param
     assert len(raised.value.message) < 600, raised.value.message[:300]
     assert "200006 characters" in raised.value.message
+
+
+def test_quoted_values_are_one_line_of_text() -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        validation.check_aspect("16:9\n\x00\ud800", SPEC)
+    message = raised.value.message
+    assert "\n" not in message
+    assert "\x00" not in message
+    message.encode("utf-8")  # no lone surrogate left in it
+    assert "16:9\\n\\x00\\ud800" in message

@@ -58,7 +58,7 @@ class ModelRegistry:
         if spec is None:
             known = ", ".join(sorted(self._by_name))
             raise InvalidRequest(
-                f"model {excerpt(name)!r} is not served here; available: {known}", param="model"
+                f"model '{excerpt(name)}' is not served here; available: {known}", param="model"
             )
         return spec
 

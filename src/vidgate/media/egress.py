@@ -349,7 +349,7 @@ def _redirect_target(current: httpx.URL, response: httpx.Response) -> httpx.URL:
     try:
         return current.join(location)
     except httpx.InvalidURL:
-        raise FetchFailed(f"redirects to an invalid URL ({excerpt(location)!r})") from None
+        raise FetchFailed(f"redirects to an invalid URL ('{excerpt(location)}')") from None
 
 
 def _refuse_encoded_or_oversized(response: httpx.Response, max_bytes: int) -> None:

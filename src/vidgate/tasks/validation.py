@@ -30,7 +30,7 @@ def check_extra(extra: Mapping[str, Any]) -> None:
     largest = max(sizes, key=lambda name: sizes[name])
     raise InvalidRequest(
         f"Unknown fields are recorded with the task up to {MAX_EXTRA_BYTES} bytes of JSON in "
-        f"all; these take {total} bytes, {excerpt(largest)!r} alone {sizes[largest]}.",
+        f"all; these take {total} bytes, '{excerpt(largest)}' alone {sizes[largest]}.",
         param=excerpt(largest),
     )
 
@@ -65,7 +65,7 @@ def check_aspect(aspect: str | None, spec: ModelSpec) -> str:
         return aspect
     allowed = ", ".join(repr(a) for a in (*spec.aspect_ratios, "auto"))
     raise InvalidRequest(
-        f"aspect_ratio {excerpt(aspect)!r} is not supported; use one of {allowed}.",
+        f"aspect_ratio '{excerpt(aspect)}' is not supported; use one of {allowed}.",
         param="aspect_ratio",
     )
 
@@ -90,7 +90,7 @@ def check_images(
         if generation_type not in GENERATION_TYPES:
             allowed = ", ".join(sorted(GENERATION_TYPES))
             raise InvalidRequest(
-                f"generation_type {excerpt(generation_type)!r} is not known; use one of {allowed}.",
+                f"generation_type '{excerpt(generation_type)}' is not known; use one of {allowed}.",
                 param="generation_type",
             )
         if generation_type == "TEXT" and urls:
@@ -109,6 +109,6 @@ def check_quality(quality: str | None, spec: ModelSpec) -> None:
     if quality is not None and quality not in spec.qualities:
         allowed = ", ".join(spec.qualities)
         raise InvalidRequest(
-            f"quality {excerpt(quality)!r} is not supported by {spec.name}; use {allowed}.",
+            f"quality '{excerpt(quality)}' is not supported by {spec.name}; use {allowed}.",
             param="quality",
         )
