@@ -1,9 +1,9 @@
-"""Benchmark: the preview engine (render + encode) against encoding the same frames alone."""
+"""Benchmark: the preview engine (render + encode) against encoding the same frames alone; with
+``--prompts``, the render of the worst legal prompts against a short one."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import statistics
 import tempfile
@@ -15,9 +15,11 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw
 
-from figures import machine
+from figures import machine, markdown_table
 from vidgate.engines.base import AspectRatio, GenerationContext, GenerationRequest
-from vidgate.engines.preview import PreviewEngine, build_scene
+from vidgate.engines.fonts import default_chain
+from vidgate.engines.preview import build_scene, render_preview
+from vidgate.engines.text_layout import lay_out
 from vidgate.media.video import FRAME_COUNT, VideoWriter, Yuv420, frame_size, probe
 
 PROMPT = (
@@ -52,8 +54,68 @@ def timed(action: Callable[[], None]) -> tuple[float, float]:
 
 
 def run_engine(request: GenerationRequest, output: Path) -> None:
-    context = GenerationContext(progress=lambda fraction: None)
-    asyncio.run(PreviewEngine().generate(request, output, context))
+    """The engine's whole render, in this process: the work its render process does per task
+    (the process itself, started once, and the pipe are left out)."""
+    render_preview(request, output, GenerationContext(progress=lambda fraction: None))
+
+
+# Any 1000 code points are a legal prompt: the ones that made the old layout quadratic (a word
+# with no spaces, in letters, emoji or CJK), marks stacked on letters, and right-to-left text.
+WORST_PROMPTS = {
+    "1000 x a (no spaces)": "a" * 1000,
+    "1000 emoji": "".join(chr(0x1F600 + i % 80) for i in range(1000)),
+    "1000 CJK": "".join(chr(0x4E00 + i * 7) for i in range(1000)),
+    "combining marks (250 x e + 3)": ("e" + "\u0301\u0308\u0323") * 250,
+    "one letter + 999 marks": "a" + "\u0301" * 999,
+    "Arabic, no spaces (RTL)": ("مرحبابالعالم" * 84)[:1000],
+    "Hebrew words and digits (RTL)": ("שלום עולם 123 " * 72)[:1000],
+    "four scripts in turn": "a日ب😀" * 250,
+}
+
+
+def measure_prompts(workdir: Path, repeats: int) -> list[tuple[str, int, int, int, int, float]]:
+    """Median render + encode seconds per prompt, the prompts interleaved in each repeat."""
+    prompts = {"short prompt": PROMPT, **WORST_PROMPTS}
+    requests = {name: GenerationRequest("bench", text, "16:9") for name, text in prompts.items()}
+    output = workdir / "prompt.mp4"
+    for request in requests.values():  # warm-up: imports, the font chain, each font's faces
+        run_engine(request, output)
+    times: dict[str, list[float]] = {name: [] for name in prompts}
+    for _ in range(repeats):
+        for name, request in requests.items():
+            started = time.perf_counter()
+            run_engine(request, output)
+            times[name].append(time.perf_counter() - started)
+    rows = []
+    for name, text in prompts.items():
+        layout = lay_out(text, default_chain(), 1280 * 0.8, 720 * 0.6, 720)
+        rows.append(
+            (name, len(text), layout.size, len(layout.lines), layout.measurements,
+             statistics.median(times[name]))
+        )  # fmt: skip
+    return rows
+
+
+def print_prompts(rows: list[tuple[str, int, int, int, int, float]], repeats: int) -> None:
+    print("Preview engine: render + encode of one 8 s 1280x720 video per prompt, in-process,")
+    print(f"median of {repeats} runs (prompts interleaved)\n")
+    print(f"Machine: {machine(f'PyAV {av.__version__}')}  ")
+    print(f"Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC\n")
+    short = rows[0][5]
+    table = [
+        [
+            name,
+            str(points),
+            str(size),
+            str(lines),
+            str(count),
+            f"{seconds:.2f}",
+            f"{seconds / short:.2f}",
+        ]
+        for name, points, size, lines, count, seconds in rows
+    ]
+    headers = ["Prompt", "Code points", "Font size", "Lines", "Layout measurements"]
+    print(markdown_table([*headers, "Render + encode (s)", "Ratio to the short prompt"], table))
 
 
 def encode_only(frames: Sequence[Yuv420], output: Path, width: int, height: int) -> None:
@@ -88,7 +150,14 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--prompts", action="store_true", help="the worst prompts against a short one"
+    )
     args = parser.parse_args()
+    if args.prompts:
+        with tempfile.TemporaryDirectory(prefix="vidgate-bench-") as temp:
+            print_prompts(measure_prompts(Path(temp), args.repeats), args.repeats)
+        return
     with tempfile.TemporaryDirectory(prefix="vidgate-bench-") as temp:
         workdir = Path(temp)
         first, second = workdir / "first.png", workdir / "second.jpg"

@@ -70,6 +70,10 @@ def _ignorable(code: int) -> bool:
 _UNNAMED: Final = {"Co": "private-use", "Cn": "unassigned", "Cs": "surrogate", "Cc": "control"}
 
 
+def _skin_tone(char: str) -> bool:
+    return 0x1F3FB <= ord(char) <= 0x1F3FF
+
+
 def script_of(char: str) -> str:
     """A rough script name (the first word of the character's Unicode name), for the log."""
     name = unicodedata.name(char, "")
@@ -131,14 +135,11 @@ class FontChain:
         return first
 
     def drawable(self, cluster: str, face: int) -> str:
-        """The cluster without the skin-tone modifiers its face lacks: a monochrome emoji font
-        has none, and drawing one would add a box after the emoji."""
-        if not any(0x1F3FB <= ord(char) <= 0x1F3FF for char in cluster):
+        """The cluster without skin-tone modifiers after its emoji: the chain's emoji fonts are
+        monochrome, and draw a modifier as a hatched square beside the emoji, not as a tone."""
+        if len(cluster) < 2 or not any(_skin_tone(char) for char in cluster[1:]):
             return cluster
-        codes = self.faces[face].codes
-        return "".join(
-            char for char in cluster if not 0x1F3FB <= ord(char) <= 0x1F3FF or ord(char) in codes
-        )
+        return cluster[0] + "".join(char for char in cluster[1:] if not _skin_tone(char))
 
     def font(self, face: int, size: int, basic: bool = False) -> ImageFont.FreeTypeFont:
         """The face at ``size``, laid out with raqm when Pillow has it; ``basic``: without

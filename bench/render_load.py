@@ -1,0 +1,250 @@
+"""Benchmark: what preview renders cost the API that shares their process.
+
+A real ``vidgate serve`` (one embedded worker, SQLite) answers ``wrk`` on ``/healthz`` and
+``GET /v1/tasks/{id}``, first idle, then while its worker renders preview videos back to back.
+It runs twice in the same run: rendering in child processes (``render_in = "process"``, the
+engine's default) and in the server's own thread (``render_in = "thread"``, the old way and
+the baseline). The figure of merit is each latency while rendering over the same one idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from figures import cpu_seconds, fmt, header, markdown_table
+from processes import BENCH_KEY, Process, vidgate_serve, workdir
+
+MODELS = """
+[engines.preview]
+type = "preview"
+render_in = "{render_in}"
+
+[models."veo3.1-fast"]
+engines = ["preview"]
+price = "25.70"
+max_prompt_chars = 1000
+aspect_ratios = ["16:9", "9:16"]
+max_images = 2
+qualities = ["720p"]
+video_duration = 8
+typical_seconds = 10
+max_run_seconds = 900
+max_attempts = 3
+"""
+PROMPT = "A red fox trots through a snowy birch forest at dawn, slow tracking shot"
+# wrk's own report, as one JSON line: its latency histogram gives exact percentiles.
+WRK_SCRIPT = """
+wrk.headers["Authorization"] = "Bearer %s"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {"requests": %%d, "errors": %%d, "non_2xx": %%d, "seconds": %%f, ' ..
+    '"p50_ms": %%f, "p99_ms": %%f, "max_ms": %%f}\\n',
+    summary.requests, e.connect + e.read + e.write + e.timeout, e.status,
+    summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(99) / 1e3,
+    latency.max / 1e3))
+end
+"""
+AIM = 2.0  # loaded p99 at most twice the idle p99
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 2 s windows")
+    parser.add_argument("--seconds", type=float, help="length of each wrk window (default 15)")
+    parser.add_argument("--connections", type=int, default=4, help="wrk connections")
+    parser.add_argument("--modes", default="process,thread", help="render_in values, in order")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
+    args = parser.parse_args()
+    args.seconds = args.seconds or (2.0 if args.quick else 15.0)
+    args.modes = args.modes.split(",")
+    return args
+
+
+def wrk(url: str, seconds: float, connections: int, script: Path) -> dict[str, Any]:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s"]
+    done = subprocess.run(
+        [*command, "-s", str(script), url], capture_output=True, text=True, check=True
+    )
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+    result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
+    return result
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (the render processes), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def cpu_of(pids: list[int]) -> float:
+    return sum(cpu_seconds(pid) or 0.0 for pid in pids)
+
+
+class Bench:
+    """One server under test and the client calls that drive its tasks."""
+
+    def __init__(self, server: Process) -> None:
+        self.server = server
+        self.client = httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {BENCH_KEY}"}, timeout=60
+        )
+
+    def create(self) -> str:
+        body = {"model": "veo3.1-fast", "prompt": PROMPT, "aspect_ratio": "16:9"}
+        response = self.client.post("/v1/videos/generations", json=body)
+        response.raise_for_status()
+        task_id: str = response.json()["id"]
+        return task_id
+
+    def status(self, task_id: str) -> str:
+        status: str = self.client.get(f"/v1/tasks/{task_id}").json()["status"]
+        return status
+
+    def wait(self, task_ids: list[str], statuses: set[str], timeout: float = 600) -> None:
+        deadline = time.monotonic() + timeout
+        while any(self.status(task_id) not in statuses for task_id in task_ids):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"tasks did not reach {statuses}:\n{self.server.log()}")
+            time.sleep(0.2)
+
+    def finish(self, task_ids: list[str]) -> int:
+        """Cancel what is left of a batch and wait until nothing renders; how many completed."""
+        for task_id in task_ids:
+            self.client.post(f"/v1/tasks/{task_id}/cancel")
+        self.wait(task_ids, {"completed", "failed"})
+        return sum(self.status(task_id) == "completed" for task_id in task_ids)
+
+
+def measure_mode(args: argparse.Namespace, work: Path, mode: str) -> list[dict[str, Any]]:
+    models = work / f"models-{mode}.toml"
+    models.write_text(MODELS.format(render_in=mode))
+    script = work / "wrk.lua"
+    script.write_text(WRK_SCRIPT % BENCH_KEY)
+    server = vidgate_serve(work / f"data-{mode}", None, workers=1, VIDGATE_MODELS=str(models))
+    rows: list[dict[str, Any]] = []
+    with server.start():
+        bench = Bench(server)
+        warm = bench.create()  # the first render starts the render process and reads the fonts
+        bench.wait([warm], {"completed"})
+        targets = {"/healthz": "/healthz", "GET /v1/tasks/{id}": f"/v1/tasks/{warm}"}
+        batch: list[str] = []
+        for state in ("idle", "rendering"):
+            if state == "rendering":
+                # More tasks than the windows can render: the worker is never idle meanwhile.
+                batch = [bench.create() for _ in range(12)]
+                bench.wait(batch[:1], {"processing", "completed"})
+            for endpoint, path in targets.items():
+                pids = [server.pid, *child_pids(server.pid)]
+                server_cpu, all_cpu = cpu_seconds(server.pid) or 0.0, cpu_of(pids)
+                result = wrk(server.url + path, args.seconds, args.connections, script)
+                pids = sorted({*pids, *child_pids(server.pid)})
+                server_used = (cpu_seconds(server.pid) or 0.0) - server_cpu
+                result.update(
+                    mode=mode,
+                    state=state,
+                    endpoint=endpoint,
+                    server_cpu_ms_per_request=1000 * server_used / max(1, result["requests"]),
+                    render_cpu_seconds=cpu_of(pids) - all_cpu - server_used,
+                )
+                rows.append(result)
+        completed = bench.finish(batch)
+        for row in rows:
+            if row["state"] == "rendering":
+                row["renders_completed"] = completed
+        bench.client.close()
+    return rows
+
+
+def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    table = []
+    idle = {(r["mode"], r["endpoint"]): r for r in rows if r["state"] == "idle"}
+    for row in rows:
+        base = idle[row["mode"], row["endpoint"]]
+        loaded = row["state"] == "rendering"
+        table.append(
+            [
+                row["mode"],
+                row["endpoint"],
+                row["state"],
+                str(row["requests"]),
+                fmt(row["requests"] / row["seconds"], 0),
+                fmt(row["p50_ms"], 2),
+                fmt(row["p99_ms"], 2),
+                fmt(row["p99_ms"] / base["p99_ms"], 2) if loaded else "",
+                f"{row['non_2xx']}/{row['errors']}",
+                fmt(row["server_cpu_ms_per_request"], 3),
+                fmt(row["render_cpu_seconds"], 1) if row["mode"] == "process" else "(in server)",
+            ]
+        )
+    title = (
+        f"API latency while preview renders run: vidgate serve (1 worker, SQLite), wrk -t1 "
+        f"-c{args.connections}, {args.seconds:g} s per window; render_in = process (child "
+        "processes, the default) against thread (the server's own thread, as before)"
+    )
+    headers = [
+        "Render in",
+        "Endpoint",
+        "State",
+        "Requests",
+        "req/s",
+        "p50 (ms)",
+        "p99 (ms)",
+        "p99 / idle p99",
+        "Non-2xx/errors",
+        "Server CPU (ms/req)",
+        "Render processes' CPU (s)",
+    ]
+    notes = ["", "Aims (reported, not asserted):"]
+    for row in rows:
+        if row["state"] == "rendering":
+            share = row["p99_ms"] / idle[row["mode"], row["endpoint"]]["p99_ms"]
+            met = "met" if share <= AIM else "NOT met"
+            notes.append(
+                f"- {row['mode']}, {row['endpoint']}: p99 {share:.2f}x idle (aim <= {AIM:g}x): "
+                f"{met}; {row.get('renders_completed', 0)} renders completed in the run's "
+                "rendering windows"
+            )
+    notes.append(
+        "Server CPU is the `vidgate serve` process's own; with render_in = thread it includes "
+        "the render, which runs in that process."
+    )
+    return header(title) + "\n" + markdown_table(headers, table, right=3) + "\n" + "\n".join(notes)
+
+
+def main() -> None:
+    args = parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    with workdir("vidgate-bench-render-", keep=args.keep) as work:
+        rows = [row for mode in args.modes for row in measure_mode(args, work, mode)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(render(rows, args))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
