@@ -124,5 +124,10 @@ bench-scale: install-test
 bench-dispatch: install-test
 	$(BIN)/python bench/dispatch.py $(BENCH_ARGS)
 
+# API latency while preview renders run, in child processes and in the server's thread (wrk).
+.PHONY: bench-render
+bench-render: install-test
+	$(BIN)/python bench/render_load.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache data
