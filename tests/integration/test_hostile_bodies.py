@@ -10,13 +10,23 @@ import json
 import struct
 import zlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
-from support import ADMIN_KEY, StaticServer, admin_services, asgi_client, assert_error
+from support import (
+    ADMIN_KEY,
+    StaticServer,
+    admin_services,
+    asgi_client,
+    assert_error,
+    free_port,
+)
+from vidgate.errors import ServiceUnavailable
+from vidgate.media.s3 import S3FileStore
 from vidgate.services import Services
 from vidgate.settings import Settings
 from vidgate.store.tables import tasks
@@ -448,3 +458,21 @@ async def test_connection_failures_are_told_without_httpx_or_openssl_names(
         message = assert_error(response, 400, "invalid_request", "image_urls")["message"]
         assert_plain(message)
         assert "_" not in message.partition("): ")[2], message
+
+
+def test_an_unreachable_bucket_is_told_without_botocore_text(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    store = S3FileStore(
+        "nowhere",
+        scratch=tmp_path / "scratch",
+        endpoint_url=endpoint,
+        region="us-east-1",
+        access_key_id="testing",
+        secret_access_key="testing",
+    )
+    with pytest.raises(ServiceUnavailable) as caught:
+        store.put_bytes("uploads/1/a.png", b"x")
+    assert caught.value.message == "The file store is unavailable; retry shortly."
+    assert endpoint in caplog.text  # the operator still learns what failed

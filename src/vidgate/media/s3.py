@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from vidgate.errors import ServiceUnavailable
 from vidgate.media.files import CHUNK, FileInfo, check_key, media_type
 
+log = logging.getLogger(__name__)
+
 # S3 refuses presigned URLs that live longer than seven days.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 DELETE_BATCH = 1000  # the most keys one DeleteObjects takes
@@ -33,8 +36,10 @@ def _reachable(bucket: str) -> Iterator[None]:
     try:
         yield
     except BotoCoreError as error:  # connection refused or reset, timeouts, DNS
+        # botocore's wording names the endpoint and its own internals: logged, not answered.
+        log.warning("file store %r unreachable: %s", bucket, error)
         raise ServiceUnavailable(
-            f"The file store is unavailable; retry shortly ({error}).",
+            "The file store is unavailable; retry shortly.",
             headers={"Retry-After": "5"},
         ) from error
     except ClientError as error:
