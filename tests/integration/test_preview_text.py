@@ -142,3 +142,10 @@ def test_a_render_cancelled_while_laying_out_makes_no_frame_and_no_file(tmp_path
     assert stop.looks == 5
     assert values == []
     assert not output.parent.exists() or list(output.parent.iterdir()) == []
+
+
+def test_a_lone_surrogate_does_not_break_the_render() -> None:
+    # The API refuses one; a task made before that check, or by another path, must still render.
+    scene = TitleScene("ab\ud800cd", *SIZE, frame_count=2)
+    assert scene.frame(1).shape == (SIZE[1] * 3 // 2, SIZE[0])
+    assert text_pixels("ab\ud800cd", default_chain()).any()

@@ -74,6 +74,7 @@ HOSTILE = {
     "Hebrew with digits": ("שלום עולם 123 " * 72)[:1000],
     "Latin and Hebrew in turn": "aש" * 500,
     "words": "word " * 200,
+    "500 lines": "a\n" * 500,
 }
 
 

@@ -155,9 +155,15 @@ class FontChain:
     def _load(self, face: int, size: int, basic: bool) -> ImageFont.FreeTypeFont:
         entry = self.faces[face]
         layout = ImageFont.Layout.BASIC if basic else ImageFont.Layout.RAQM
-        if entry.path is None:  # Pillow's own font, with the same layout as the others
-            return ImageFont.truetype(io.BytesIO(_pillow_bytes()), size, layout_engine=layout)
-        return ImageFont.truetype(str(entry.path), size, index=entry.index, layout_engine=layout)
+        if entry.path is not None:
+            try:
+                return ImageFont.truetype(
+                    str(entry.path), size, index=entry.index, layout_engine=layout
+                )
+            except OSError as error:  # e.g. a bitmap-only font FreeType cannot scale
+                logger.warning("font %s cannot be used at %d px: %s", entry.path, size, error)
+        # Pillow's own font, with the same layout as the others.
+        return ImageFont.truetype(io.BytesIO(_pillow_bytes()), size, layout_engine=layout)
 
     def _report_missing(self, char: str) -> None:
         script = script_of(char)

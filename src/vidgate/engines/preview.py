@@ -7,6 +7,7 @@ import colorsys
 import hashlib
 import logging
 import math
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +47,7 @@ LABEL: Final = "vidgate preview"
 _WHITE: Final = 235.0
 _BLACK: Final = 16.0
 
+_SURROGATES: Final = re.compile("[\ud800-\udfff]")
 Wide: TypeAlias = NDArray[np.uint16]  # room for the products of 8-bit samples
 
 
@@ -57,7 +59,10 @@ class Scene(Protocol):
 
 def prompt_seed(prompt: str) -> int:
     """A stable seed from the prompt: the same prompt always gives the same video."""
-    return int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:8], "big")
+    # surrogatepass: a lone surrogate (which the API refuses) must not crash a render either.
+    return int.from_bytes(
+        hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).digest()[:8], "big"
+    )
 
 
 def _ease(t: float) -> float:
@@ -191,7 +196,8 @@ def prompt_masks(
     """
     short = min(width, height)
     fill, cover, panel = (Image.new("L", (width, height)) for _ in range(3))
-    text = prompt[:MAX_PROMPT_CHARS].strip()
+    # A lone surrogate cannot be drawn (nor encoded for FreeType): the replacement character.
+    text = _SURROGATES.sub("\ufffd", prompt[:MAX_PROMPT_CHARS]).strip()
     if text:
         _draw_prompt(text, panel, cover, fill, fonts or default_chain(), cancelled)
     label_font = ImageFont.load_default(size=max(10, short // 40))
