@@ -144,6 +144,26 @@ def test_a_long_poll_longer_than_the_head_timeout_still_answers(server: ServerPr
     assert polled.json()["status"] == "pending"
 
 
+def test_a_stalled_head_behind_a_long_poll_lets_the_poll_answer_then_closes(
+    server: ServerProcess,
+) -> None:
+    with server.client() as client:
+        created = client.post(
+            "/v1/videos/generations", json={"model": "veo3.1-fast", "prompt": "A dog"}
+        )
+        assert created.status_code == 200, created.text
+    poll = (
+        f"GET /v1/tasks/{created.json()['id']}?wait=3 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {E2E_KEY}\r\n\r\n"
+    ).encode()
+    with connection(server) as sock:
+        sock.sendall(poll + HEAD[:30])  # a pipelined second head that never completes
+        answer = closed_by_server(sock, within=10)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    assert b'"status":"pending"' in answer
+    assert answer.count(b"HTTP/1.1 ") == 1  # the stalled head was never answered
+
+
 @pytest.fixture
 def capped(tmp_path: Path) -> Iterator[ServerProcess]:
     with ServerProcess(
