@@ -4,6 +4,7 @@ honoured during the layout."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +150,16 @@ def test_a_lone_surrogate_does_not_break_the_render() -> None:
     scene = TitleScene("ab\ud800cd", *SIZE, frame_count=2)
     assert scene.frame(1).shape == (SIZE[1] * 3 // 2, SIZE[0])
     assert text_pixels("ab\ud800cd", default_chain()).any()
+
+
+def test_a_script_without_a_font_is_drawn_with_pillows_font_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    chain = pillow_only_chain()  # as on a machine without the fonts
+    with caplog.at_level(logging.WARNING, logger="vidgate.engines.fonts"):
+        faces = {chain.face_for(char) for char in "山川草木 مرحبا"}
+    assert faces == {chain.default}
+    missing = [r.getMessage() for r in caplog.records if "no installed font" in r.getMessage()]
+    assert len(missing) == 2, missing  # one line for CJK, one for Arabic
+    assert "CJK" in missing[0]
+    assert "ARABIC" in missing[1]
