@@ -17,6 +17,10 @@ from vidgate.tasks.model import cents_to_credits
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
+# The group limits' columns are INTEGER, 32 bits on PostgreSQL: a larger number is a 400 here,
+# not an overflow in the driver.
+INTEGER_MAX = 2**31 - 1
+
 
 class AccountOut(BaseModel):
     id: str
@@ -55,8 +59,8 @@ class GroupSet(BaseModel):
 
 class GroupIn(BaseModel):
     price_ratio: Decimal = Field(ge=0, le=1000)
-    rate_limit_per_minute: int | None = Field(default=None, ge=0)
-    max_active_tasks: int | None = Field(default=None, ge=0)
+    rate_limit_per_minute: int | None = Field(default=None, ge=0, le=INTEGER_MAX)
+    max_active_tasks: int | None = Field(default=None, ge=0, le=INTEGER_MAX)
 
 
 class GroupOut(GroupIn):

@@ -12,6 +12,9 @@ from vidgate.store.account_rows import KeyRecord
 
 router = APIRouter(tags=["keys"])
 
+# 9999-12-31T23:59:59Z: any later Unix time is no real expiry, and past 1e308 it is not a float.
+LATEST_EXPIRY = 253_402_300_799
+
 
 class KeyOut(BaseModel):
     id: str
@@ -36,7 +39,9 @@ class KeyList(BaseModel):
 
 class KeyCreate(BaseModel):
     name: str = Field(default="default", max_length=200)
-    expires_at: int | None = Field(default=None, description="Unix time after which it fails")
+    expires_at: int | None = Field(
+        default=None, le=LATEST_EXPIRY, description="Unix time after which it fails"
+    )
 
 
 def _when(value: float | None) -> int | None:
