@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from vidgate.engines.config import ConfigError
 from vidgate.errors import VidgateError
 from vidgate.tasks.model import cents_to_credits
 
@@ -60,6 +62,9 @@ def _run(action: Callable[[Services], Awaitable[T]]) -> T:
         return asyncio.run(go())
     except VidgateError as error:
         errors.print(f"[red]error:[/red] {error.message}", highlight=False)
+        raise typer.Exit(2) from None
+    except ConfigError as error:  # the models file, or a setting's missing extra
+        errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
