@@ -137,12 +137,12 @@ def test_a_start_sweeps_a_killed_servers_scratch_and_never_a_live_workers(
     with killed:
         assert killed.process is not None
         [dead] = wait_until(lambda: scratch_folders(data, killed.process.pid), "its folder")
-        (dead / "render.mp4.part").write_bytes(b"half a video")
+        (dead / "work" / "render.mp4.part").write_bytes(b"half a video")
         worker = WorkerProcess(data, env)
         worker.start()
         try:
             [live] = wait_until(lambda: scratch_folders(data, worker.pid), "the worker's folder")
-            (live / "upload.mp4.part").write_bytes(b"a live upload")
+            (live / "work" / "upload.mp4.part").write_bytes(b"a live upload")
             killed.process.send_signal(signal.SIGKILL)
             killed.process.wait(timeout=10)
             assert dead.exists()  # kill -9 ran no clean-up
@@ -159,7 +159,7 @@ def test_a_start_sweeps_a_killed_servers_scratch_and_never_a_live_workers(
                 assert "swept" in restarted.log()
                 assert not dead.exists()
                 assert not stale.exists()
-                assert (live / "upload.mp4.part").read_bytes() == b"a live upload"
+                assert (live / "work" / "upload.mp4.part").read_bytes() == b"a live upload"
                 assert fresh.exists()
                 assert worker.running()
         finally:

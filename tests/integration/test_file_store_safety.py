@@ -82,7 +82,7 @@ def test_stored_files_are_0600_and_folders_0700_whatever_the_umask_allowed(
         os.umask(old)
     for key in ("inputs/task-x/0.png", "results/task-x.mp4"):
         assert stat.S_IMODE((store.root / key).stat().st_mode) == 0o600, key
-    for folder in ("", "inputs", "inputs/task-x", "results", "tmp"):
+    for folder in ("", "inputs", "inputs/task-x", "results", "tmp", str(store.scratch_dir())):
         assert stat.S_IMODE((store.root / folder).stat().st_mode) == 0o700, folder
 
 
@@ -167,3 +167,4 @@ def test_a_released_folder_is_gone(tmp_path: Path) -> None:
     folder = space.folder()
     space.release()
     assert not folder.exists()
+    assert not folder.parent.exists()

@@ -2,10 +2,11 @@
 start sweeps what killed processes left behind and never what a live one is using.
 
 ``vidgate serve`` and ``vidgate worker`` may share a data dir and start at any moment. Each
-process works in ``<root>/<pid>-<random>/``, whose ``.lock`` it holds with ``flock`` until it
-exits (the kernel lets go when it dies, ``kill -9`` included). A sweep deletes a folder only
-while holding that folder's lock itself, so a live owner's folder is never touched. A folder
-appears under its final name already locked (it is made under ``.new-...`` and renamed), so
+process works in ``<root>/<pid>-<random>/work/`` (empty when nothing is in flight), beside the
+folder's ``.lock``, which it holds with ``flock`` until it exits (the kernel lets go when it
+dies, ``kill -9`` included). A sweep deletes a folder only while holding that folder's lock
+itself, so a live owner's folder is never touched. A folder appears under its final name
+already locked (it is made under ``.new-...`` and renamed), so
 no sweep can catch one between its creation and its lock. What the lock cannot vouch for
 (loose files and folders without a lock, from older versions or a process killed while
 setting up) goes only once it is older than ``STALE_SECONDS``.
@@ -28,6 +29,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
+WORK_NAME = "work"
 STAGING_PREFIX = ".new-"
 # Longer than any one work file lives (a 2 GiB upload and its fsync take minutes, not hours).
 STALE_SECONDS = 6 * 3600.0
@@ -60,17 +62,18 @@ class ScratchSpace:
         self._pid = 0
 
     def folder(self) -> Path:
-        """This process's folder, made and locked on first use."""
+        """This process's work folder, made (and its parent locked) on first use."""
         with self._guard:
             if self._mine is None or self._pid != os.getpid():  # a forked child makes its own
                 self._mine = self._claim()
-            return self._mine
+            return self._mine / WORK_NAME
 
     def _claim(self) -> Path:
         private_dir(self.root)
         name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         staging = self.root / f"{STAGING_PREFIX}{name}"
         staging.mkdir(mode=PRIVATE_DIR)
+        (staging / WORK_NAME).mkdir(mode=PRIVATE_DIR)
         fd = os.open(
             staging / LOCK_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
         )
