@@ -48,6 +48,12 @@ PROMPT = "A red fox trots through a snowy birch forest at dawn, slow tracking sh
 # wrk's own report, as one JSON line: its latency histogram gives exact percentiles.
 WRK_SCRIPT = """
 wrk.headers["Authorization"] = "Bearer %s"
+-- Each connection waits this long after an answer: a steady load well below the server's
+-- capacity, so latency shows the stalls a render causes rather than a saturated queue.
+local pause = %d
+if pause > 0 then
+  delay = function() return pause end
+end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -66,6 +72,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 2 s windows")
     parser.add_argument("--seconds", type=float, help="length of each wrk window (default 10)")
     parser.add_argument("--connections", type=int, default=4, help="wrk connections")
+    parser.add_argument(
+        "--delay-ms", type=int, default=10, help="pause per connection between requests (0: none)"
+    )
     parser.add_argument("--rounds", type=int, help="idle/rendering rounds per mode (default 3)")
     parser.add_argument("--modes", default="process,thread", help="render_in values, in order")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
@@ -144,7 +153,7 @@ def measure_mode(args: argparse.Namespace, work: Path, mode: str) -> list[dict[s
     models = work / f"models-{mode}.toml"
     models.write_text(MODELS.format(render_in=mode))
     script = work / "wrk.lua"
-    script.write_text(WRK_SCRIPT % BENCH_KEY)
+    script.write_text(WRK_SCRIPT % (BENCH_KEY, args.delay_ms))
     server = vidgate_serve(work / f"data-{mode}", None, workers=1, VIDGATE_MODELS=str(models))
     rows: list[dict[str, Any]] = []
     with server.start():
@@ -232,7 +241,8 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         )
     title = (
         f"API latency while preview renders run: vidgate serve (1 worker, SQLite), wrk -t1 "
-        f"-c{args.connections}, {args.seconds:g} s windows, {args.rounds} rounds of idle then "
+        f"-c{args.connections}, each connection pausing {args.delay_ms} ms between requests, "
+        f"{args.seconds:g} s windows, {args.rounds} rounds of idle then "
         "rendering (medians); render_in = process (child processes, the default) against "
         "thread (the server's own thread, as before)"
     )
