@@ -16,6 +16,8 @@ from test_preview_engine import Recorder, check_progress, check_video
 
 from support import wait_until
 from vidgate.engines.base import EngineFailure, GenerationCancelled, GenerationRequest
+from vidgate.engines.config import ConfigError, EngineConfig
+from vidgate.engines.factory import build_engine
 from vidgate.engines.preview import PreviewEngine
 
 PROMPT = "A paper boat drifting down a rainy street, neon reflections"
@@ -146,3 +148,16 @@ async def test_a_sigterm_to_a_busy_child_lets_its_render_finish(
     assert gone(pid)  # and it has left
     await render(engine, tmp_path, Recorder())
     assert engine.child_pids not in ([], [pid])
+
+
+async def test_render_in_thread_renders_in_this_process_and_other_values_are_refused(
+    tmp_path: Path,
+) -> None:
+    engine = build_engine(EngineConfig("p", "preview", {"render_in": "thread"}))
+    assert isinstance(engine, PreviewEngine)
+    recorder = Recorder()
+    check_video(await render(engine, tmp_path, recorder), 1280, 720)
+    check_progress(recorder.values)
+    assert engine.child_pids == []
+    with pytest.raises(ConfigError, match="render_in"):
+        build_engine(EngineConfig("p", "preview", {"render_in": "gpu"}))
