@@ -4,6 +4,7 @@ cancels across the pipe, and a child killed mid-render failing its task, never t
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import re
@@ -161,3 +162,14 @@ async def test_render_in_thread_renders_in_this_process_and_other_values_are_ref
     assert engine.child_pids == []
     with pytest.raises(ConfigError, match="render_in"):
         build_engine(EngineConfig("p", "preview", {"render_in": "gpu"}))
+
+
+async def test_an_engine_dropped_without_aclose_takes_its_render_process_with_it(
+    tmp_path: Path,
+) -> None:
+    engine = PreviewEngine()
+    await render(engine, tmp_path, Recorder())
+    [pid] = engine.child_pids
+    del engine
+    gc.collect()
+    assert gone(pid)

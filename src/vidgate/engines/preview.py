@@ -9,6 +9,7 @@ import logging
 import math
 import re
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Literal, Protocol, TypeAlias, get_args
@@ -456,6 +457,10 @@ class PreviewEngine:
             raise ConfigError(f"preview: `render_in` must be one of {get_args(RenderIn)}")
         self.render_in = render_in
         self._processes = RenderProcesses() if render_in == "process" else None
+        if self._processes is not None:
+            # An engine dropped without aclose (a test, a one-off worker) takes its render
+            # processes with it, rather than leaving them loaded until the interpreter exits.
+            weakref.finalize(self, self._processes.close)
 
     @property
     def child_pids(self) -> list[int]:
