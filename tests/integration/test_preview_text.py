@@ -13,7 +13,8 @@ from PIL import Image, ImageDraw
 
 from vidgate.engines.base import GenerationCancelled, GenerationContext, GenerationRequest
 from vidgate.engines.fonts import FontChain, default_chain, pillow_only_chain
-from vidgate.engines.preview import TitleScene, prompt_masks, render_preview
+from vidgate.engines.preview import TitleScene, render_preview
+from vidgate.engines.prompt_overlay import prompt_masks
 from vidgate.engines.text_layout import lay_out
 
 SIZE = (640, 360)
