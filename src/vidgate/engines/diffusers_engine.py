@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
-import multiprocessing
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -26,6 +23,7 @@ from vidgate.engines.base import (
     GenerationRequest,
     run_in_thread,
 )
+from vidgate.engines.child_process import ChildProcess
 from vidgate.engines.config import ConfigError
 from vidgate.engines.diffusers_child import ChildConfig, Job, PipelineKind, serve
 from vidgate.engines.preview import load_image, prompt_seed
@@ -122,53 +120,18 @@ def _optional(kind: Callable[[Any], Any], value: Any) -> Any:
     return None if value is None else kind(value)
 
 
-class _Child:
-    """One model process and its pipe; ``stop`` asks it to leave the current run."""
+class _Child(ChildProcess):
+    """One model process; ``ready`` once its pipeline has loaded."""
 
     def __init__(self, config: ChildConfig) -> None:
-        context = multiprocessing.get_context("spawn")  # fork would copy the server's threads
-        self.connection, child_end = context.Pipe()
-        self.stop = context.Event()
-        self.process = context.Process(
-            target=serve, args=(child_end, self.stop, config), name="vidgate-diffusers", daemon=True
+        super().__init__(
+            serve,
+            (config,),
+            name="vidgate-diffusers",
+            label="the model process",
+            poll_seconds=_POLL_SECONDS,
         )
-        self.process.start()
-        child_end.close()  # so that a dead child reads as EOF here
         self.ready = False
-
-    def receive(self) -> tuple[Any, ...] | None:
-        """The next message, None when there is none yet; raises EOFError once the child is gone."""
-        if self.connection.poll(_POLL_SECONDS):
-            message: tuple[Any, ...] = self.connection.recv()
-            return message
-        if not self.process.is_alive() and not self.connection.poll(0):
-            raise EOFError
-        return None
-
-    def failure(self) -> EngineFailure:
-        """Why the child died: SIGKILL is most often the kernel's out-of-memory killer."""
-        self.process.join(5)
-        code = self.process.exitcode
-        if code == -signal.SIGKILL:
-            return EngineFailure(
-                "resource_exhausted", "the model process was killed (out of memory?)"
-            )
-        return EngineFailure("service_error", "the model process crashed", detail=f"exit {code}")
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.join(5)
-        self.connection.close()
-
-    def close(self, timeout: float = 5.0) -> None:
-        if self.process.is_alive():
-            with contextlib.suppress(OSError):
-                self.connection.send(("exit",))
-            self.process.join(timeout)
-        if self.process.is_alive():
-            self.kill()
-        else:
-            self.connection.close()
 
 
 class DiffusersEngine:

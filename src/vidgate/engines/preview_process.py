@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 import threading
@@ -24,6 +23,7 @@ from vidgate.engines.base import (
     GenerationContext,
     GenerationRequest,
 )
+from vidgate.engines.child_process import ChildProcess
 
 logger = logging.getLogger(__name__)
 
@@ -112,55 +112,18 @@ def serve(connection: Connection, stop: Event, nice: int) -> None:
             return
 
 
-class _Child:
-    """One render process and its pipe; ``stop`` asks it to leave the current render."""
+class _Child(ChildProcess):
+    """One render process; ``leaving`` once it said it exits after this render (a SIGTERM)."""
 
     def __init__(self, nice: int) -> None:
-        context = multiprocessing.get_context("spawn")  # fork would copy the server's threads
-        self.connection, child_end = context.Pipe()
-        self.stop = context.Event()
-        self.process = context.Process(
-            target=serve, args=(child_end, self.stop, nice), name="vidgate-preview", daemon=True
+        super().__init__(
+            serve,
+            (nice,),
+            name="vidgate-preview",
+            label="the preview render process",
+            poll_seconds=_POLL_SECONDS,
         )
-        self.process.start()
-        child_end.close()  # so that a dead child reads as EOF here
         self.leaving = False
-
-    def receive(self) -> tuple[Any, ...] | None:
-        """The next message, None when there is none yet; raises EOFError once the child is gone."""
-        if self.connection.poll(_POLL_SECONDS):
-            message: tuple[Any, ...] = self.connection.recv()
-            return message
-        if not self.process.is_alive() and not self.connection.poll(0):
-            raise EOFError
-        return None
-
-    def failure(self) -> EngineFailure:
-        """Why the child died: SIGKILL is most often the kernel's out-of-memory killer."""
-        self.process.join(5)
-        code = self.process.exitcode
-        if code == -signal.SIGKILL:
-            return EngineFailure(
-                "resource_exhausted", "the preview render process was killed (out of memory?)"
-            )
-        return EngineFailure(
-            "service_error", "the preview render process crashed", detail=f"exit {code}"
-        )
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.join(5)
-        self.connection.close()
-
-    def close(self, timeout: float = 5.0) -> None:
-        if self.process.is_alive():
-            with contextlib.suppress(OSError):
-                self.connection.send(("exit",))
-            self.process.join(timeout)
-        if self.process.is_alive():
-            self.kill()
-        else:
-            self.connection.close()
 
 
 class RenderProcesses:
