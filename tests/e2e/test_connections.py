@@ -144,6 +144,40 @@ def test_a_long_poll_longer_than_the_head_timeout_still_answers(server: ServerPr
     assert polled.json()["status"] == "pending"
 
 
+def test_a_long_poll_whose_client_leaves_ends_at_once(server: ServerProcess) -> None:
+    """It used to hold its whole ?wait= time (and a shutdown behind it) for nobody."""
+    with server.client() as client:
+        created = client.post(
+            "/v1/videos/generations", json={"model": "veo3.1-fast", "prompt": "A cat"}
+        )
+        assert created.status_code == 200, created.text
+        poll = (
+            f"GET /v1/tasks/{created.json()['id']}?wait=30 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {E2E_KEY}\r\n\r\n"
+        ).encode()
+
+        def gone_polls() -> str:
+            metrics = client.get("/metrics").text
+            return "\n".join(
+                line
+                for line in metrics.splitlines()
+                if line.startswith("vidgate_http_request_duration_seconds_count")
+                and 'route="/v1/tasks/{task_id}"' in line
+                and 'status="499"' in line
+            )
+
+        assert gone_polls() == ""
+        with connection(server) as sock:
+            sock.sendall(poll)
+            # The poll is under way (its task is pending: nothing answers it for 30 s).
+            sock.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                sock.recv(1)
+        # Counted as ended by its client well before its 30 s were up.
+        line = wait_until(gone_polls, "the abandoned long poll to end", timeout=15)
+        assert line.endswith(" 1.0"), line
+
+
 def test_a_stalled_head_behind_a_long_poll_lets_the_poll_answer_then_closes(
     server: ServerProcess,
 ) -> None:

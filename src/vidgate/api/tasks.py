@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -17,6 +19,9 @@ from vidgate.tasks.presenter import dump
 router = APIRouter(tags=["tasks"])
 
 MAX_WAIT_SECONDS = 30
+# What a long poll whose client went away is counted as in /metrics (nginx's "client closed
+# request"); nobody receives it.
+CLIENT_GONE = 499
 
 
 class TaskList(BaseModel):
@@ -56,8 +61,30 @@ async def list_tasks(
     return Response(dump(body), media_type="application/json")
 
 
+async def _until_disconnected(request: Request) -> None:
+    # A GET's (empty) body comes first; after it, receive() waits for the client to leave.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _while_connected(request: Request, waiting: Awaitable[Task]) -> Task | None:
+    """``waiting``'s task, or None once the client has gone: a long poll nobody reads must not
+    hold the server (nor its shutdown) for the rest of its time."""
+    wait = asyncio.ensure_future(waiting)
+    gone = asyncio.ensure_future(_until_disconnected(request))
+    try:
+        await asyncio.wait({wait, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not wait.done():
+            wait.cancel()
+        await asyncio.gather(wait, gone, return_exceptions=True)
+    return None if wait.cancelled() else wait.result()
+
+
 @router.get("/v1/tasks/{task_id}", response_model=TaskObject)
 async def get_task(
+    request: Request,
     task_id: str,
     principal: PrincipalDep,
     services: ServicesDep,
@@ -71,7 +98,12 @@ async def get_task(
     ] = 0,
 ) -> Response:
     if wait:
-        task = await services.tasks.wait_for_change(principal, task_id, wait)
+        changed = await _while_connected(
+            request, services.tasks.wait_for_change(principal, task_id, wait)
+        )
+        if changed is None:
+            return Response(status_code=CLIENT_GONE)
+        task = changed
         position = await services.tasks.queue_position(task)
     else:
         task, position = await services.tasks.get_with_position(principal, task_id)
