@@ -125,9 +125,21 @@ bench-scale: install-test
 bench-dispatch: install-test
 	$(BIN)/python bench/dispatch.py $(BENCH_ARGS)
 
+# wrk, the load generator bench-render drives the server with: Debian's, installed when missing.
+.PHONY: wrk
+wrk:
+	@if command -v wrk >/dev/null 2>&1; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "error: bench-render needs wrk (the HTTP load generator) on PATH"; exit 2; \
+	else \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	fi
+
 # API latency while preview renders run, in child processes and in the server's thread (wrk).
 .PHONY: bench-render
-bench-render: install-test
+bench-render: install-test wrk
 	$(BIN)/python bench/render_load.py $(BENCH_ARGS)
 
 clean:
