@@ -81,6 +81,25 @@ def read_response(sock: socket.socket) -> bytes:
     return head + b"\r\n\r\n" + body
 
 
+def pending_task(server: ServerProcess, prompt: str = "A cat") -> str:
+    """A task that stays pending (no worker runs here): its ?wait= long polls hold their time."""
+    with server.client() as client:
+        created = client.post(
+            "/v1/videos/generations", json={"model": "veo3.1-fast", "prompt": prompt}
+        )
+    assert created.status_code == 200, created.text
+    task_id: str = created.json()["id"]
+    return task_id
+
+
+def long_poll(task_id: str, wait: int) -> bytes:
+    """The raw request head of a ?wait= long poll of ``task_id``."""
+    return (
+        f"GET /v1/tasks/{task_id}?wait={wait} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {E2E_KEY}\r\n\r\n"
+    ).encode()
+
+
 def test_a_half_sent_request_head_is_closed_by_the_server(server: ServerProcess) -> None:
     with connection(server) as sock:
         sock.sendall(HEAD[:40])  # the request line and part of a header, never the blank line
@@ -131,12 +150,8 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_time(
 
 
 def test_a_long_poll_longer_than_the_head_timeout_still_answers(server: ServerProcess) -> None:
+    task_id = pending_task(server)
     with server.client() as client:
-        created = client.post(
-            "/v1/videos/generations", json={"model": "veo3.1-fast", "prompt": "A cat"}
-        )
-        assert created.status_code == 200, created.text
-        task_id = created.json()["id"]
         # No worker runs here, so the task stays pending and the poll holds all 3 s: three
         # head timeouts, while the response is in progress.
         polled = client.get(f"/v1/tasks/{task_id}", params={"wait": 3})
@@ -146,15 +161,8 @@ def test_a_long_poll_longer_than_the_head_timeout_still_answers(server: ServerPr
 
 def test_a_long_poll_whose_client_leaves_ends_at_once(server: ServerProcess) -> None:
     """It used to hold its whole ?wait= time (and a shutdown behind it) for nobody."""
+    poll = long_poll(pending_task(server), 30)
     with server.client() as client:
-        created = client.post(
-            "/v1/videos/generations", json={"model": "veo3.1-fast", "prompt": "A cat"}
-        )
-        assert created.status_code == 200, created.text
-        poll = (
-            f"GET /v1/tasks/{created.json()['id']}?wait=30 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Authorization: Bearer {E2E_KEY}\r\n\r\n"
-        ).encode()
 
         def gone_polls() -> str:
             metrics = client.get("/metrics").text
@@ -181,15 +189,7 @@ def test_a_long_poll_whose_client_leaves_ends_at_once(server: ServerProcess) -> 
 def test_a_stalled_head_behind_a_long_poll_lets_the_poll_answer_then_closes(
     server: ServerProcess,
 ) -> None:
-    with server.client() as client:
-        created = client.post(
-            "/v1/videos/generations", json={"model": "veo3.1-fast", "prompt": "A dog"}
-        )
-        assert created.status_code == 200, created.text
-    poll = (
-        f"GET /v1/tasks/{created.json()['id']}?wait=3 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: Bearer {E2E_KEY}\r\n\r\n"
-    ).encode()
+    poll = long_poll(pending_task(server, "A dog"), 3)
     with connection(server) as sock:
         sock.sendall(poll + HEAD[:30])  # a pipelined second head that never completes
         answer = closed_by_server(sock, within=10)
@@ -214,15 +214,7 @@ def capped(tmp_path: Path) -> Iterator[ServerProcess]:
 def test_connections_past_the_cap_get_503_with_retry_after_and_later_ones_work(
     capped: ServerProcess,
 ) -> None:
-    with capped.client() as client:
-        created = client.post(
-            "/v1/videos/generations", json={"model": "veo3.1-fast", "prompt": "A cat"}
-        )
-        assert created.status_code == 200, created.text
-    poll = (
-        f"GET /v1/tasks/{created.json()['id']}?wait=20 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: Bearer {E2E_KEY}\r\n\r\n"
-    ).encode()
+    poll = long_poll(pending_task(capped), 20)
     with contextlib.ExitStack() as stack:
         # Three connections, each busy with a long poll: the cap is reached.
         for _ in range(3):
