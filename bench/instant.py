@@ -11,23 +11,34 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-# A model registry that serves the public model on the instant engine alone.
-INSTANT_MODELS = """
-[engines.instant]
-type = "instant"   # bench only: answers a ready-made file at once
+
+def one_engine_registry(engine: str, options: str, *, typical_seconds: float) -> str:
+    """A model registry that serves the public model on ``engine`` alone (its TOML
+    ``options`` lines under ``[engines.<engine>]``), with the packaged model's limits."""
+    return f"""
+[engines.{engine}]
+{options}
 
 [models."veo3.1-fast"]
-engines = ["instant"]
+engines = ["{engine}"]
 price = "25.70"
 max_prompt_chars = 1000
 aspect_ratios = ["16:9", "9:16"]
 max_images = 2
 qualities = ["720p"]
 video_duration = 8
-typical_seconds = 1
+typical_seconds = {typical_seconds:g}
 max_run_seconds = 900
 max_attempts = 3
 """
+
+
+# The public model on the instant engine alone.
+INSTANT_MODELS = one_engine_registry(
+    "instant",
+    'type = "instant"   # bench only: answers a ready-made file at once',
+    typical_seconds=1,
+)
 
 
 class InstantEngine:

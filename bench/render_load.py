@@ -25,25 +25,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from figures import cpu_seconds, fmt, header, markdown_table
+from instant import one_engine_registry
 from processes import BENCH_KEY, Process, vidgate_serve, workdir
 
-MODELS = """
-[engines.preview]
-type = "preview"
-render_in = "{render_in}"
-
-[models."veo3.1-fast"]
-engines = ["preview"]
-price = "25.70"
-max_prompt_chars = 1000
-aspect_ratios = ["16:9", "9:16"]
-max_images = 2
-qualities = ["720p"]
-video_duration = 8
-typical_seconds = 10
-max_run_seconds = 900
-max_attempts = 3
-"""
 PROMPT = "A red fox trots through a snowy birch forest at dawn, slow tracking shot"
 # wrk's own report, as one JSON line: its latency histogram gives exact percentiles.
 WRK_SCRIPT = """
@@ -151,7 +135,11 @@ class Bench:
 
 def measure_mode(args: argparse.Namespace, work: Path, mode: str) -> list[dict[str, Any]]:
     models = work / f"models-{mode}.toml"
-    models.write_text(MODELS.format(render_in=mode))
+    models.write_text(
+        one_engine_registry(
+            "preview", f'type = "preview"\nrender_in = "{mode}"', typical_seconds=10
+        )
+    )
     script = work / "wrk.lua"
     script.write_text(WRK_SCRIPT % (BENCH_KEY, args.delay_ms))
     server = vidgate_serve(work / f"data-{mode}", None, workers=1, VIDGATE_MODELS=str(models))
