@@ -73,6 +73,10 @@ def serve(connection: Connection, stop: Event, nice: int) -> None:
     signal.signal(signal.SIGTERM, on_term)
     with contextlib.suppress(OSError):
         os.nice(nice)
+    with contextlib.suppress(AttributeError, OSError):  # Linux only
+        # SCHED_IDLE on top: a waking server thread preempts the render at once, where nice alone
+        # lets it wait out the render's time slice. The encoder's threads inherit it.
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     root.addHandler(_PipeLog(send))
