@@ -28,7 +28,6 @@ from vidgate.api.bodies import BodyLimit
 from vidgate.api.security_headers import HeaderedFastAPI
 from vidgate.dashboard import router as dashboard_router
 from vidgate.metrics import RequestTimer
-from vidgate.queue.runner import BackgroundRunner
 from vidgate.services import Services
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        runner = BackgroundRunner(services, workers=count, background=background)
+        runner = services.background(workers=count, background=background)
         await runner.start()
         try:
             yield

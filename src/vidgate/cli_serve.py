@@ -17,7 +17,6 @@ from sqlalchemy.engine import make_url
 from vidgate.app import create_app
 from vidgate.http_server import guarded_protocol, raise_descriptor_limit
 from vidgate.queue.remote_host import RemoteSetup, run_remote_workers
-from vidgate.queue.runner import BackgroundRunner
 from vidgate.services import bootstrap, open_services
 from vidgate.settings import Settings
 
@@ -86,7 +85,7 @@ async def work(settings: Settings, count: int) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    runner = BackgroundRunner(services, workers=count)
+    runner = services.background(workers=count)
     try:
         await runner.start()
         database = make_url(settings.resolved_database_url).render_as_string(hide_password=True)

@@ -13,6 +13,7 @@ from vidgate.auth.accounts import AccountService, CreatedAccount
 from vidgate.auth.rate_limit import RateLimiter
 from vidgate.auth.worker_tokens import WorkerTokenService
 from vidgate.billing.ledger import LedgerService
+from vidgate.clock import Clock
 from vidgate.engines.base import Engine
 from vidgate.engines.config import load_model_config
 from vidgate.engines.factory import build_engines
@@ -27,13 +28,16 @@ from vidgate.media.signing import UrlSigner
 from vidgate.media.uploads import Uploads
 from vidgate.metrics import Metrics
 from vidgate.queue.gateway import WorkerGateway
+from vidgate.queue.local_runs import LocalRuns
 from vidgate.queue.reaper import Reaper
-from vidgate.queue.runs import TaskRuns
+from vidgate.queue.runner import BackgroundRunner, Timings
 from vidgate.settings import Settings
 from vidgate.store.database import Database
 from vidgate.tasks.idempotency import IdempotencyService
 from vidgate.tasks.presenter import TaskPresenter
 from vidgate.tasks.service import TaskService
+from vidgate.tasks.signals import TaskSignals
+from vidgate.tasks.transitions import TaskTransitions
 from vidgate.webhooks.dispatcher import CallbackDispatcher
 from vidgate.webhooks.secret_store import WebhookSecrets
 from vidgate.webhooks.service import CallbackService
@@ -47,8 +51,11 @@ class Services:
     db: Database
     accounts: AccountService
     ledger: LedgerService
+    clock: Clock
+    signals: TaskSignals
+    transitions: TaskTransitions
     tasks: TaskService
-    runs: TaskRuns
+    runs: LocalRuns
     reaper: Reaper
     registry: ModelRegistry
     engines: Mapping[str, Engine]
@@ -67,6 +74,27 @@ class Services:
     worker_tokens: WorkerTokenService
     gateway: WorkerGateway
     scratch: ScratchSpace
+
+    def background(self, *, workers: int, background: bool = True) -> BackgroundRunner:
+        """This process's workers (``workers`` of them) and, with ``background``, its sweeps
+        and callback dispatcher."""
+        return BackgroundRunner(
+            self.runs,
+            self.engines,
+            self.signals,
+            self.reaper,
+            self.dispatcher,
+            scratch=self.files.scratch_dir(),
+            health=self.health,
+            housekeeping=(self.idempotency.forget_expired, self.uploads.purge_expired),
+            timings=Timings(
+                poll_interval=self.settings.poll_interval_seconds,
+                shutdown_grace=self.settings.shutdown_grace_seconds,
+                retention_seconds=self.settings.retention_days * 86400,
+            ),
+            workers=workers,
+            background=background,
+        )
 
     async def close(self) -> None:
         for engine in self.engines.values():
@@ -123,34 +151,50 @@ async def open_services(
     presenter = TaskPresenter(
         signer, registry, url_ttl_seconds=settings.result_url_ttl_seconds, files=files
     )
-    tasks = TaskService(
-        db,
-        registry,
-        files,
-        egress,
-        presenter,
-        max_active_tasks=settings.max_active_tasks,
-    )
+    # In dependency order, each given its collaborators: nothing is patched in afterwards.
+    clock = Clock()
     webhook_secrets = WebhookSecrets(
         db, rotation_grace_seconds=settings.webhook_rotation_grace_seconds
     )
     dispatcher = CallbackDispatcher(
         db, egress, webhook_secrets, concurrency=settings.callback_concurrency
     )
-    tasks.callbacks_due = dispatcher.notify
-    uploads = Uploads(files, signer, clock=tasks.clock)
-    tasks.read_upload = uploads.read
+    signals = TaskSignals(db, callbacks_due=dispatcher.notify)
+    transitions = TaskTransitions(
+        db,
+        registry,
+        files,
+        presenter,
+        signals,
+        clock=clock,
+        lease_seconds=settings.lease_seconds,
+    )
+    uploads = Uploads(files, signer, clock=clock)
+    tasks = TaskService(
+        db,
+        registry,
+        files,
+        egress,
+        presenter,
+        signals,
+        transitions,
+        read_upload=uploads.read,
+        max_active_tasks=settings.max_active_tasks,
+        clock=clock,
+    )
     health = EngineHealth()
-    runs = TaskRuns(tasks, lease_seconds=settings.lease_seconds)
     return Services(
         scratch=scratch,
         settings=settings,
         db=db,
         accounts=accounts,
         ledger=LedgerService(db),
+        clock=clock,
+        signals=signals,
+        transitions=transitions,
         tasks=tasks,
-        runs=runs,
-        reaper=Reaper(tasks, runs),
+        runs=LocalRuns(transitions, signals, files, registry),
+        reaper=Reaper(db, transitions, files, clock=clock),
         registry=registry,
         engines=engines,
         files=files,
@@ -161,13 +205,15 @@ async def open_services(
         limiter=RateLimiter(settings.redis_url),
         webhook_secrets=webhook_secrets,
         dispatcher=dispatcher,
-        callbacks=CallbackService(db, tasks, dispatcher.notify),
+        callbacks=CallbackService(db, dispatcher.notify, clock=clock),
         idempotency=IdempotencyService(db),
         metrics=Metrics(db, health, engines),
         health=health,
         worker_tokens=WorkerTokenService(db),
         gateway=WorkerGateway(
-            runs,
+            transitions,
+            signals,
+            registry,
             files,
             poll_interval=settings.poll_interval_seconds,
             max_result_bytes=settings.worker_result_max_bytes,

@@ -4,6 +4,7 @@ that has no workers of its own, and outlives the server's restart."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -145,3 +146,35 @@ def test_worker_tokens_are_made_listed_and_revoked_with_the_cli(api: ServerProce
     refused = httpx.post(f"{api.url}/worker/v1/claim", json=claim, headers=headers)
     assert refused.status_code == 401
     assert refused.json()["error"]["code"] == "unauthorized"
+
+
+def test_a_remote_worker_host_sweeps_what_a_killed_worker_left_in_its_scratch(
+    api: ServerProcess, tmp_path: Path
+) -> None:
+    made = cli(api, "workers", "token", "create", "--name", "gpu-host")
+    # What a worker killed with -9 leaves: its folder (its lock no longer held) with a half
+    # written render, and an old loose file of a version before the locked folders.
+    tmp = tmp_path / "gpu" / "tmp"
+    dead = tmp / "4242-0123456789ab"
+    (dead / "work").mkdir(parents=True)
+    (dead / ".lock").write_text("4242\n")
+    (dead / "work" / "render.mp4.part").write_bytes(b"half a video")
+    stale = tmp / "old-render.mp4"
+    stale.write_bytes(b"old")
+    seven_hours_ago = time.time() - 7 * 3600
+    os.utime(stale, (seven_hours_ago, seven_hours_ago))
+    worker = RemoteWorkerProcess(tmp_path / "gpu", api.url, made["token"])
+    worker.start()
+    try:
+        wait_until(lambda: "swept 2 scratch" in worker.log(), "the sweep at start")
+        assert not dead.exists()
+        assert not stale.exists()
+        with api.client() as http:
+            task_id = http.post("/v1/videos/generations", json=REQUEST).json()["id"]
+        assert_decodes(api, wait_until(lambda: finished(api, task_id), "the task", 90), tmp_path)
+        [own] = [p for p in tmp.iterdir() if p.name.startswith(f"{worker.pid}-")]
+        assert (own / ".lock").exists()
+        assert worker.stop(timeout=30) == 0
+        assert not own.exists()  # a clean stop removes its own folder
+    finally:
+        worker.stop()

@@ -56,7 +56,6 @@ async def test_refusals_fail_over_in_order_and_open_the_circuit(tmp_path: Path) 
             worker = Worker(
                 services.runs,
                 services.engines,
-                services.files,
                 name="w",
                 scratch=services.files.scratch_dir(),
                 health=services.health,

@@ -45,7 +45,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.processing: dict[str, Task] = {}  # task id -> the claim that holds it
         self.cancel_requested: set[str] = set()
         self.clock_offset = 0.0
-        self.services.tasks.clock = self._clock
+        self.services.clock.source = self._clock
 
     def _clock(self) -> float:
         return time.time() + self.clock_offset

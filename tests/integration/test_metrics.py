@@ -55,7 +55,7 @@ async def test_finished_tasks_are_counted_once_each_as_they_settle(
     client: httpx.AsyncClient, services: Services
 ) -> None:
     clock = Clock(time.time())
-    services.tasks.clock = services.metrics.clock = clock
+    services.clock.source = services.metrics.clock = clock
     ids = []
     for _ in range(4):
         ids.append((await client.post("/v1/videos/generations", json=SEED_REQUEST)).json()["id"])

@@ -134,8 +134,8 @@ async def test_a_new_task_wakes_an_idle_worker_in_the_other_replica(
     replicas: tuple[Services, Services],
 ) -> None:
     first, second = replicas
-    await second.tasks.wakeup.wait(0.01)  # forget the wake-up its listener gave on connecting
-    idle = asyncio.create_task(second.tasks.wakeup.wait(3600))
+    await second.signals.wakeup.wait(0.01)  # forget the wake-up its listener gave on connecting
+    idle = asyncio.create_task(second.signals.wakeup.wait(3600))
     await asyncio.sleep(0)
     await admin_task(first)
     await asyncio.wait_for(idle, 30)  # an hour's poll, cut short by the notice
@@ -233,17 +233,18 @@ async def test_a_cancel_through_one_replica_stops_the_engine_running_in_the_othe
     assert claimed is not None
     assert claimed.id == task.id
     engine_stop = threading.Event()
-    first.tasks.running[task.id] = engine_stop  # as the worker does while its engine runs
+    first.signals.track(task.id, engine_stop)  # as the worker does while its engine runs
 
     # Progress is a change too: the check it starts finds nothing to stop.
     heard.heard.clear()
     await second.runs.heartbeat(claimed, progress=30)
     await heard.until("task", task.id)
-    await asyncio.gather(*first.tasks.stop_checks)
+    await asyncio.gather(*first.signals.stop_checks)
     assert not engine_stop.is_set()
 
+    heard.heard.clear()  # else the heartbeat's notice, heard already, ends the wait at once
     cancelled = await second.tasks.cancel(admin, task.id)
     assert cancelled.cancel_requested
     await heard.until("task", task.id)
-    await asyncio.gather(*first.tasks.stop_checks)
+    await asyncio.gather(*first.signals.stop_checks)
     assert engine_stop.is_set()  # at the notice, not at the worker's next heartbeat

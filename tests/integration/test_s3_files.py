@@ -209,7 +209,6 @@ async def run_one_task(
     worker = Worker(
         services.runs,
         services.engines,
-        services.files,
         name="s3-worker",
         scratch=services.files.scratch_dir(),
     )
@@ -264,7 +263,7 @@ async def test_a_task_keeps_its_input_and_result_in_the_bucket_and_streams_range
 
     # Retention empties the bucket of the task's files.
     later = time.time() + 8 * 86400
-    services.tasks.clock = lambda: later
+    services.clock.source = lambda: later
     assert await services.reaper.purge_expired(7 * 86400) == 1
     assert names(s3, bucket) == []
     fresh = services.signer.sign(f"results/{task_id}-1.mp4", expires=int(later) + 60)

@@ -35,7 +35,6 @@ def worker_with(services: Services, engine: object) -> Worker:
     return Worker(
         services.runs,
         {"preview": engine},  # type: ignore[dict-item]
-        services.files,
         name="test-worker",
         scratch=services.files.scratch_dir(),
     )
@@ -52,7 +51,7 @@ async def test_an_engine_that_always_crashes_fails_after_the_attempt_limit(
 ) -> None:
     start = await balance(services)
     clock = Clock()
-    services.tasks.clock = clock
+    services.clock.source = clock
     created = (await client.post("/v1/videos/generations", json=SEED_REQUEST)).json()
     engine = CrashingEngine()
     worker = worker_with(services, engine)
@@ -75,7 +74,7 @@ async def test_a_crash_waits_a_backoff_before_the_next_attempt(
     client: httpx.AsyncClient, services: Services
 ) -> None:
     clock = Clock()
-    services.tasks.clock = clock
+    services.clock.source = clock
     await client.post("/v1/videos/generations", json=SEED_REQUEST)
     task = await services.runs.claim("w")
     assert task is not None
@@ -118,7 +117,7 @@ async def test_a_model_run_limit_fails_the_task_with_generation_timeout(
 ) -> None:
     start = await balance(services)
     clock = Clock()
-    services.tasks.clock = clock
+    services.clock.source = clock
     created = (await client.post("/v1/videos/generations", json=SEED_REQUEST)).json()
     task = await services.runs.claim("w")
     assert task is not None
@@ -141,7 +140,7 @@ async def test_cancel_after_cancels_an_unfinished_task(
     client: httpx.AsyncClient, services: Services
 ) -> None:
     clock = Clock()
-    services.tasks.clock = clock
+    services.clock.source = clock
     created = await client.post(
         "/v1/videos/generations", json=SEED_REQUEST, headers={"Cancel-After": "30"}
     )
@@ -277,7 +276,7 @@ async def test_retention_purges_files_and_hides_old_tasks(
     client: httpx.AsyncClient, services: Services
 ) -> None:
     clock = Clock()
-    services.tasks.clock = clock
+    services.clock.source = clock
     created = (await client.post("/v1/videos/generations", json=SEED_REQUEST)).json()
     task = await services.runs.claim("w")
     assert task is not None

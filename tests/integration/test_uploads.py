@@ -23,7 +23,7 @@ async def upload(
 async def test_upload_answers_a_signed_url_that_serves_the_same_bytes(
     client: httpx.AsyncClient, services: Services
 ) -> None:
-    now = services.tasks.clock()
+    now = services.clock()
     response = await upload(client, PNG)
     assert response.status_code == 200, response.text
     body = response.json()

@@ -22,7 +22,6 @@ def make_worker(services: Services, engines: dict | None = None) -> Worker:
     return Worker(
         services.runs,
         engines or services.engines,
-        services.files,
         name="test-worker",
         scratch=services.files.scratch_dir(),
     )
@@ -108,10 +107,10 @@ async def test_a_stale_attempt_cannot_finish_a_task(
     await client.post("/v1/videos/generations", json=SEED_REQUEST)
     first = await services.runs.claim("w1")
     assert first is not None
-    services.tasks.clock = lambda: time.time() + 3600  # the lease has long expired
+    services.clock.source = lambda: time.time() + 3600  # the lease has long expired
     assert await services.reaper.reap() == [first.id]
     assert await services.runs.claim("w2") is None  # a short backoff before it runs again
-    services.tasks.clock = lambda: time.time() + 3700
+    services.clock.source = lambda: time.time() + 3700
     second = await services.runs.claim("w2")
     assert second is not None
     assert second.attempt == first.attempt + 1

@@ -142,12 +142,12 @@ async def test_a_stale_attempt_is_refused_everywhere(
     api: httpx.AsyncClient, two_models: Services, tmp_path: Path
 ) -> None:
     clock = Clock()
-    two_models.tasks.clock = clock
+    two_models.clock.source = clock
     _, token = await new_token(api)
     task_id = await create(api)
     assert (await claim(api, token, ["alpha"])).json()["task"]["attempt"] == 1
     # The worker goes quiet past its lease: the reaper hands the task to a second attempt.
-    clock.now += two_models.runs.lease_seconds + 120
+    clock.now += two_models.transitions.lease_seconds + 120
     assert await two_models.reaper.reap() == [task_id]
     clock.now += 5  # past the short backoff
     assert (await claim(api, token, ["alpha"])).json()["task"]["attempt"] == 2
@@ -242,7 +242,7 @@ async def test_failures_retry_until_the_attempt_limit_then_fail_and_refund(
     api: httpx.AsyncClient, two_models: Services
 ) -> None:
     clock = Clock()
-    two_models.tasks.clock = clock
+    two_models.clock.source = clock
     admin = await two_models.accounts.authenticate(f"Bearer {ADMIN_KEY}")
     async with two_models.db.read() as conn:
         start = await balance_cents(conn, admin.account_id)

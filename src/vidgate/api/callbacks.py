@@ -72,13 +72,15 @@ async def list_callbacks(
     task_id: str, principal: PrincipalDep, services: ServicesDep
 ) -> DeliveryOut:
     """Every attempt to deliver the task's callback: when, how long, and what came back."""
-    return delivery_out(await services.callbacks.delivery(principal, task_id))
+    task = await services.tasks.get(principal, task_id)  # 404 unless the caller owns it
+    return delivery_out(await services.callbacks.delivery(task))
 
 
 @router.post("/v1/tasks/{task_id}/callbacks/redeliver", response_model=DeliveryOut)
 async def redeliver(task_id: str, principal: PrincipalDep, services: ServicesDep) -> DeliveryOut:
     """Send the finished task's callback again (a fresh run of attempts, the same webhook-id)."""
-    return delivery_out(await services.callbacks.redeliver(principal, task_id))
+    task = await services.tasks.get(principal, task_id)
+    return delivery_out(await services.callbacks.redeliver(task))
 
 
 @router.get("/v1/webhook-secret", response_model=SecretOut, dependencies=[Depends(no_store)])

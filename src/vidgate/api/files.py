@@ -95,7 +95,7 @@ async def answer(
     *,
     body: bool,
 ) -> Response:
-    services.signer.verify(key, expires, signature, now=services.tasks.clock())
+    services.signer.verify(key, expires, signature, now=services.clock())
     files = services.files
     info = await asyncio.to_thread(files.stat, key)
     if info is None:

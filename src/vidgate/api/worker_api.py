@@ -126,7 +126,7 @@ async def claim(
             ],
         ),
         lease_expires_at=lease.expires_at,
-        lease_seconds=services.runs.lease_seconds,
+        lease_seconds=services.transitions.lease_seconds,
     )
 
 

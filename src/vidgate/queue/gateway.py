@@ -14,12 +14,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from vidgate.engines.registry import ModelRegistry
 from vidgate.errors import InvalidRequest, RequestTooLarge, StaleAttempt, TaskNotFound
 from vidgate.media.files import FileStore
 from vidgate.media.video import probe
-from vidgate.queue.runs import TaskRuns
 from vidgate.store import task_rows
+from vidgate.tasks import lifecycle
+from vidgate.tasks.lifecycle import HandedBack
 from vidgate.tasks.model import Task, TaskStatus
+from vidgate.tasks.signals import TaskSignals
+from vidgate.tasks.transitions import TaskTransitions
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +46,19 @@ class InputFile:
 class WorkerGateway:
     def __init__(
         self,
-        runs: TaskRuns,
+        transitions: TaskTransitions,
+        signals: TaskSignals,
+        registry: ModelRegistry,
         files: FileStore,
         *,
         poll_interval: float = 0.5,
         max_result_bytes: int = 2 * 1024**3,
     ) -> None:
-        self.runs = runs
-        self.tasks = runs.tasks
+        self.transitions = transitions
+        self.signals = signals
+        self.registry = registry
+        self.db = transitions.db
+        self.clock = transitions.clock
         self.files = files
         self.poll_interval = poll_interval
         self.max_result_bytes = max_result_bytes
@@ -65,7 +74,7 @@ class WorkerGateway:
         known: list[str] = []
         for name in names:
             try:
-                known.append(self.tasks.registry.resolve(name).name)
+                known.append(self.registry.resolve(name).name)
             except InvalidRequest:
                 continue
         if not known:
@@ -83,22 +92,25 @@ class WorkerGateway:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while not self.draining.is_set():
-            task = await self.runs.claim(worker, models=models)
+            task = await self.transitions.claim(worker, models=models)
             if task is not None:
                 if await gone():
                     # The worker hung up while this claim ran: nobody would run it.
-                    await self.runs.hand_back(task)
+                    await self.transitions.record(task, HandedBack(task.attempt))
                     return None
-                return Lease(task, self.tasks.clock() + self.runs.lease_seconds)
+                return self._lease(task)
             left = deadline - loop.time()
             if left <= 0 or await gone():
                 return None
             # Tasks created in this process wake the wait; others are seen at the next poll.
-            await self.tasks.wakeup.wait(min(left, self.poll_interval))
+            await self.signals.wakeup.wait(min(left, self.poll_interval))
         return None
 
+    def _lease(self, task: Task) -> Lease:
+        return Lease(task, self.clock() + self.transitions.lease_seconds)
+
     async def held(self, task_id: str, attempt: int) -> Task:
-        async with self.tasks.db.read() as conn:
+        async with self.db.read() as conn:
             task = await task_rows.get_task(conn, task_id)
         if task is None:
             raise TaskNotFound(f"No task {task_id}.")
@@ -111,13 +123,10 @@ class WorkerGateway:
         task = await self.held(task_id, attempt)
         if progress is not None:
             progress = min(99, max(1, progress))
-        beat = await self.runs.heartbeat(task, progress)
+        beat = await self.transitions.heartbeat(task, progress)
         if not beat.held:
             raise _stale(task, attempt)
-        return Lease(
-            _with_cancel(task, beat.cancel_requested),
-            self.tasks.clock() + self.runs.lease_seconds,
-        )
+        return self._lease(replace(task, cancel_requested=beat.cancel_requested))
 
     async def input(self, task_id: str, attempt: int, index: int) -> InputFile:
         task = await self.held(task_id, attempt)
@@ -153,11 +162,12 @@ class WorkerGateway:
                 raise InvalidRequest(f"The result is not a playable video ({error}).") from None
             if info.frame_count < 1:
                 raise InvalidRequest("The result has no video frames.")
-            done = await self.runs.complete(task, scratch)
+            outcome = await self.transitions.complete(task, scratch)
         finally:
             scratch.unlink(missing_ok=True)
-        if done is None:
-            raise _stale(task, attempt)
+        done = outcome.task
+        if not outcome.written or done is None:
+            raise _stale(outcome.task or task, attempt)
         log.info("task %s: attempt %d delivered its video (%s)", task.id, attempt, done.status)
         return done
 
@@ -180,23 +190,17 @@ class WorkerGateway:
         """Fail the attempt: retryable failures go back to the queue until the model's attempt
         limit; the others fail the task with ``code``."""
         task = await self.held(task_id, attempt)
-        if retryable:
-            await self.runs.retry_or_fail(task, message)
-            async with self.tasks.db.read() as conn:
-                after = await task_rows.get_task(conn, task_id)
-            assert after is not None
-            return after
-        done = await self.runs.fail(task, code, message)
-        if done is None:
-            raise _stale(task, attempt)
-        return done
+        event = lifecycle.failure(attempt, code, message, retryable=retryable)
+        outcome = await self.transitions.record(task, event)
+        if not outcome.written or outcome.task is None:
+            raise _stale(outcome.task or task, attempt)
+        return outcome.task
 
     async def hand_back(self, task_id: str, attempt: int) -> None:
         task = await self.held(task_id, attempt)
-        if not await self.runs.hand_back(task):
-            raise _stale(task, attempt)
-        self.tasks.changed(task.id)
-        self.tasks.wakeup.notify()
+        outcome = await self.transitions.record(task, HandedBack(attempt))
+        if not outcome.written:
+            raise _stale(outcome.task or task, attempt)
 
 
 def _stale(task: Task, attempt: int) -> StaleAttempt:
@@ -205,7 +209,3 @@ def _stale(task: Task, attempt: int) -> StaleAttempt:
     else:
         why = f"it is {task.status.value}"
     return StaleAttempt(f"Attempt {attempt} no longer holds task {task.id}: {why}.")
-
-
-def _with_cancel(task: Task, cancelled: bool) -> Task:
-    return replace(task, cancel_requested=cancelled)

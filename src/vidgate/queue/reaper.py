@@ -1,56 +1,53 @@
 """The sweeps: expired leases back to the queue, deadlines enforced, old tasks purged.
 
-Safe in every process at once: each change is a compare-and-set that one sweep wins.
+Safe in every process at once: each change is a compare-and-set that one sweep wins. What a
+swept task becomes is the lifecycle's decision; this module only finds the tasks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from vidgate.queue.runs import TaskRuns
+from vidgate.media.files import FileStore
 from vidgate.store import task_queries, task_rows
-from vidgate.tasks.model import Task, TaskError, TaskStatus
-from vidgate.tasks.service import CANCELLED_MESSAGE, TaskService
+from vidgate.store.database import Database
+from vidgate.tasks import lifecycle
+from vidgate.tasks.lifecycle import LeaseLapsed, Overdue, Requeue
+from vidgate.tasks.transitions import TaskTransitions
 
 log = logging.getLogger(__name__)
 
 
 class Reaper:
-    def __init__(self, tasks: TaskService, runs: TaskRuns) -> None:
-        self.tasks = tasks
-        self.runs = runs
+    def __init__(
+        self,
+        db: Database,
+        transitions: TaskTransitions,
+        files: FileStore,
+        *,
+        clock: Callable[[], float],
+    ) -> None:
+        self.db = db
+        self.transitions = transitions
+        self.files = files
+        self.clock = clock
 
     async def reap(self) -> list[str]:
         """Tasks whose worker stopped renewing its lease go back to the queue (or fail at the
         attempt limit, or end cancelled when their owner asked); then deadlines are enforced.
         Returns the ids put back in the queue."""
-        now = self.tasks.clock()
         requeued: list[str] = []
-        async with self.tasks.db.write() as conn:
-            lapsed = await task_rows.expired_leases(conn, now=now)
-            for task in lapsed:
-                if task.cancel_requested:
-                    error = TaskError("request_cancelled", CANCELLED_MESSAGE)
-                    await self.tasks.finish_in(
-                        conn, task, TaskStatus.FAILED, task.attempt, now, error=error
-                    )
-                elif await self.runs.retry_or_fail_in(
-                    conn, task, "its worker stopped renewing the lease", now, only_expired=True
-                ):
+        async with self.transitions.sweep() as sweep:
+            for task in await task_rows.expired_leases(sweep.conn, now=sweep.now):
+                outcome = await sweep.apply(task, LeaseLapsed(task.attempt))
+                if outcome.written and isinstance(outcome.decision, Requeue):
                     requeued.append(task.id)
-            overdue = await task_rows.overdue(conn, now=now)
-            for task in overdue:
-                await self._expire_in(conn, task, now)
-        # After the commit: a callback the sweep enqueued is there when the dispatcher looks.
-        for task in (*lapsed, *overdue):
-            self.tasks.changed(task.id)
-        if lapsed or overdue:
-            self.tasks.callbacks_due()
-        if requeued:
-            self.tasks.wakeup.notify()
+            for task in await task_rows.overdue(sweep.conn, now=sweep.now):
+                outcome = await sweep.apply(task, Overdue())
+                if outcome.written and outcome.task is not None and outcome.task.error:
+                    log.warning("task %s: %s", task.id, outcome.task.error.message)
         return requeued
 
     async def purge_expired(self, retention_seconds: float, *, batch: int = 100) -> int:
@@ -60,35 +57,17 @@ class Reaper:
         """
         purged = 0
         while True:
-            now = self.tasks.clock()
-            async with self.tasks.db.read() as conn:
+            now = self.clock()
+            async with self.db.read() as conn:
                 old = await task_queries.past_retention(
                     conn, before=now - retention_seconds, limit=batch
                 )
             if not old:
                 return purged
             for task in old:
-                for key in (*task.image_keys, *([task.result_key] if task.result_key else [])):
-                    await asyncio.to_thread(self.tasks.files.delete_prefix, key)
-                await asyncio.to_thread(self.tasks.files.delete_prefix, f"inputs/{task.id}")
-            async with self.tasks.db.write() as conn:
+                for key in lifecycle.purgeable_keys(task):
+                    await asyncio.to_thread(self.files.delete_prefix, key)
+            async with self.db.write() as conn:
                 await task_queries.mark_purged(conn, [task.id for task in old], now=now)
             purged += len(old)
             log.info("retention: purged %d finished task(s)", len(old))
-
-    async def _expire_in(self, conn: AsyncConnection, task: Task, now: float) -> None:
-        """Fail a task past a deadline: the client's (cancelled) or its model's run limit."""
-        if task.deadline_at is not None and task.deadline_at < now:
-            error = TaskError(
-                "request_cancelled", "The task was cancelled: its Cancel-After deadline passed."
-            )
-        else:
-            limit = self.tasks.max_run_seconds(task.model)
-            error = TaskError(
-                "generation_timeout", f"The video was not ready within {limit:.0f} seconds."
-            )
-        attempt = task.attempt if task.status is TaskStatus.PROCESSING else None
-        if await self.tasks.finish_in(conn, task, TaskStatus.FAILED, attempt, now, error=error):
-            log.warning("task %s: %s", task.id, error.message)
-            if (stop := self.tasks.running.get(task.id)) is not None:
-                stop.set()

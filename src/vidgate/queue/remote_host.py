@@ -18,6 +18,7 @@ from vidgate.engines.config import ConfigError, load_model_config
 from vidgate.engines.factory import build_engines
 from vidgate.engines.health import EngineHealth
 from vidgate.engines.registry import ModelRegistry
+from vidgate.media.scratch import ScratchSpace
 from vidgate.queue.remote import RemoteRuns
 from vidgate.queue.worker import Worker
 from vidgate.settings import Settings
@@ -66,8 +67,13 @@ async def run_remote_workers(
 ) -> None:
     """Run ``count`` workers against ``server`` until ``stop``; then, like a local worker
     process, give running tasks the grace period and hand back what is still running."""
-    scratch = settings.data_dir / "tmp"
-    scratch.mkdir(parents=True, exist_ok=True)
+    # The same scratch space as a server's (files/tmp there, tmp here): its own locked folder,
+    # and a start sweeps what killed workers on this host left behind.
+    space = ScratchSpace(settings.data_dir / "tmp")
+    swept = await asyncio.to_thread(space.sweep)
+    if swept:
+        log.info("swept %d scratch folder(s) or file(s) left by stopped processes", swept)
+    scratch = space.folder()
     # A heartbeat a second would make httpx's per-request INFO line most of the log.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
     health = EngineHealth()
@@ -114,6 +120,7 @@ async def run_remote_workers(
                 closing = getattr(engine, "aclose", None)
                 if closing is not None:
                     await closing()
+            space.release()
 
 
 async def _shutdown(workers: list[Worker], running: list[asyncio.Task[None]], grace: float) -> None:

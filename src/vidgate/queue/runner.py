@@ -12,9 +12,16 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
-from vidgate.queue.worker import Worker
-from vidgate.services import Services
+from vidgate.engines.base import Engine
+from vidgate.engines.health import EngineHealth
+from vidgate.queue.reaper import Reaper
+from vidgate.queue.worker import RunSource, Worker
+from vidgate.tasks.signals import TaskSignals
+from vidgate.webhooks.dispatcher import CallbackDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -22,22 +29,46 @@ REAP_INTERVAL = 2.0
 RETENTION_INTERVAL = 300.0
 
 
+@dataclass(frozen=True)
+class Timings:
+    poll_interval: float = 0.5
+    shutdown_grace: float = 30.0
+    retention_seconds: float = 7 * 86400.0
+
+
 class BackgroundRunner:
-    def __init__(self, services: Services, *, workers: int, background: bool = True) -> None:
-        self.services = services
+    def __init__(
+        self,
+        source: RunSource,
+        engines: Mapping[str, Engine],
+        signals: TaskSignals,
+        reaper: Reaper,
+        dispatcher: CallbackDispatcher,
+        *,
+        scratch: Path,
+        health: EngineHealth,
+        housekeeping: Sequence[Callable[[], Awaitable[object]]] = (),
+        timings: Timings | None = None,
+        workers: int,
+        background: bool = True,
+    ) -> None:
+        self.signals = signals
+        self.reaper = reaper
+        self.dispatcher = dispatcher
+        # Sweeps of expired rows besides tasks (idempotency keys, uploads), with retention's.
+        self.housekeeping = housekeeping
+        self.timings = timings or Timings()
         self.background = background
         self.stop = asyncio.Event()
-        scratch = services.files.scratch_dir()
         prefix = f"{socket.gethostname()}-{os.getpid()}"
         self.workers = [
             Worker(
-                services.runs,
-                services.engines,
-                services.files,
+                source,
+                engines,
                 name=f"{prefix}-{index}",
                 scratch=scratch,
-                poll_interval=services.settings.poll_interval_seconds,
-                health=services.health,
+                poll_interval=self.timings.poll_interval,
+                health=health,
             )
             for index in range(workers)
         ]
@@ -48,19 +79,17 @@ class BackgroundRunner:
         if self.background:
             self._loops.append(asyncio.create_task(self._reap(), name="reaper"))
             self._loops.append(
-                asyncio.create_task(
-                    self.services.dispatcher.run(self.stop), name="callback-dispatcher"
-                )
+                asyncio.create_task(self.dispatcher.run(self.stop), name="callback-dispatcher")
             )
         self._workers = [
             asyncio.create_task(worker.run(self.stop), name=worker.name) for worker in self.workers
         ]
 
     async def shutdown(self, grace: float | None = None) -> None:
-        grace = self.services.settings.shutdown_grace_seconds if grace is None else grace
+        grace = self.timings.shutdown_grace if grace is None else grace
         self.stop.set()
-        self.services.tasks.wakeup.notify()
-        self.services.dispatcher.notify()
+        self.signals.wakeup.notify()
+        self.dispatcher.notify()
         if self._workers:
             running = [w.current.task.id for w in self.workers if w.current is not None]
             if running:
@@ -80,17 +109,16 @@ class BackgroundRunner:
                 await task
 
     async def _reap(self) -> None:
-        retention = self.services.settings.retention_days * 86400
         swept = 0.0
         loop = asyncio.get_running_loop()
         while not self.stop.is_set():
             try:
-                await self.services.reaper.reap()
+                await self.reaper.reap()
                 if loop.time() - swept >= RETENTION_INTERVAL:
                     swept = loop.time()
-                    await self.services.reaper.purge_expired(retention)
-                    await self.services.idempotency.forget_expired()
-                    await self.services.uploads.purge_expired()
+                    await self.reaper.purge_expired(self.timings.retention_seconds)
+                    for sweep in self.housekeeping:
+                        await sweep()
             except Exception:
                 log.exception("lease reaper failed; retrying")
             with contextlib.suppress(TimeoutError):

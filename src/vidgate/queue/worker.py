@@ -1,8 +1,9 @@
 """The worker loop: claim the oldest pending task, run its engine, report, finish.
 
-The loop does not know where tasks come from: a ``RunSource`` claims and reports. ``LocalRuns``
-is the database of this process (``TaskRuns``); ``queue.remote.RemoteRuns`` is an API server
-spoken to over HTTP, for workers on hosts that never touch the database.
+The loop does not know where tasks come from: a ``RunSource`` claims and reports, and decides
+nothing (the lifecycle's writer does). ``queue.local_runs.LocalRuns`` is the database of this
+process; ``queue.remote.RemoteRuns`` is an API server spoken to over HTTP, for workers on
+hosts that never touch the database.
 """
 
 from __future__ import annotations
@@ -27,11 +28,9 @@ from vidgate.engines.base import (
 )
 from vidgate.engines.health import ENGINE_FAULTS, EngineHealth
 from vidgate.engines.registry import ModelRegistry
-from vidgate.media.files import FileStore
-from vidgate.queue.runs import TaskRuns
 from vidgate.store.task_rows import Heartbeat
-from vidgate.tasks.model import Task, next_progress
-from vidgate.tasks.service import CANCELLED_MESSAGE
+from vidgate.tasks.lifecycle import CANCELLED, next_progress
+from vidgate.tasks.model import Task
 
 log = logging.getLogger(__name__)
 
@@ -78,53 +77,6 @@ class RunSource(Protocol):
     def untrack(self, task_id: str) -> None: ...
 
 
-class LocalRuns:
-    """The source of a worker on the database: ``TaskRuns``, the process's wake-up hint and
-    its file store."""
-
-    def __init__(self, runs: TaskRuns, files: FileStore) -> None:
-        self.runs = runs
-        self.files = files
-        self.registry = runs.tasks.registry
-
-    async def claim(self, worker: str, engines: Collection[str]) -> Task | None:
-        return await self.runs.claim(worker, engines=engines)
-
-    async def idle(self, seconds: float) -> None:
-        await self.runs.tasks.wakeup.wait(seconds)
-
-    async def inputs(self, task: Task, workdir: Path) -> list[Path]:
-        return [await self._input(key, workdir) for key in task.image_keys]
-
-    async def _input(self, key: str, workdir: Path) -> Path:
-        # At its key's own path: the input URLs some engines send are derived from it.
-        local = workdir / key
-        if not await asyncio.to_thread(self.files.download_to, key, local):
-            raise FileNotFoundError(f"input file {key} is missing")
-        return local
-
-    async def heartbeat(self, task: Task, progress: int | None = None) -> Heartbeat:
-        return await self.runs.heartbeat(task, progress)
-
-    async def complete(self, task: Task, output: Path) -> Task | None:
-        return await self.runs.complete(task, output)
-
-    async def fail(self, task: Task, code: str, message: str) -> Task | None:
-        return await self.runs.fail(task, code, message)
-
-    async def retry_or_fail(self, task: Task, reason: str) -> None:
-        await self.runs.retry_or_fail(task, reason)
-
-    async def hand_back(self, task: Task) -> bool:
-        return await self.runs.hand_back(task)
-
-    def track(self, task_id: str, cancelled: threading.Event) -> None:
-        self.runs.tasks.running[task_id] = cancelled
-
-    def untrack(self, task_id: str) -> None:
-        self.runs.tasks.running.pop(task_id, None)
-
-
 @dataclass
 class _Run:
     """What one run shares between the engine's thread and the reporting loop."""
@@ -147,20 +99,15 @@ class Worker:
 
     def __init__(
         self,
-        runs: TaskRuns | RunSource,
+        runs: RunSource,
         engines: Mapping[str, Engine],
-        files: FileStore | None = None,
         *,
         name: str,
         scratch: Path,
         poll_interval: float = 0.5,
         health: EngineHealth | None = None,
     ) -> None:
-        if isinstance(runs, TaskRuns):
-            if files is None:
-                raise ValueError("a worker on the database needs its file store")
-            runs = LocalRuns(runs, files)
-        self.runs: RunSource = runs
+        self.runs = runs
         self.engines = engines
         self.name = name
         self.scratch = scratch
@@ -270,7 +217,7 @@ class Worker:
             if run.stop_reason == "shutdown":
                 await self.runs.hand_back(task)
             elif run.stop_reason != "lost":
-                await self.runs.fail(task, "request_cancelled", CANCELLED_MESSAGE)
+                await self.runs.fail(task, CANCELLED.code, CANCELLED.message)
             return False
         except EngineFailure as failure:
             log.warning("task %s failed: %s (%s)", task.id, failure.code, failure.detail)

@@ -108,16 +108,23 @@ async def count_active(conn: Conn, account_id: str) -> int:
     return int(value or 0)
 
 
-async def request_cancel(conn: AsyncConnection, task_id: str, *, now: float) -> bool:
-    """Flag a processing task; its worker sees the flag at its next heartbeat."""
-    result = await conn.execute(
-        update(tasks)
-        .where(tasks.c.id == task_id, tasks.c.status == TaskStatus.PROCESSING.value)
-        .values(cancel_requested=True, updated_at=now)
-    )
-    if result.rowcount:
-        await notify(conn, "task", task_id)
-    return bool(result.rowcount)
+async def request_cancel(
+    conn: AsyncConnection, task_id: str, attempt: int, *, now: float
+) -> Task | None:
+    """Flag a task processing under ``attempt``; its worker sees the flag at its next
+    heartbeat. None when the task is no longer there as expected."""
+    row = (
+        await conn.execute(
+            update(tasks)
+            .where(_held(task_id, attempt), tasks.c.cancel_requested.is_(False))
+            .values(cancel_requested=True, updated_at=now)
+            .returning(*tasks.c)
+        )
+    ).first()
+    if row is None:
+        return None
+    await notify(conn, "task", task_id)
+    return to_task(row)
 
 
 async def claim_task(
@@ -275,32 +282,36 @@ async def release_task(
     only_expired: bool = False,
     counts: bool = True,
     available_at: float | None = None,
-) -> bool:
+) -> Task | None:
     """Hand a held task back to the queue, fenced by its attempt (and, for the reaper, only
-    if no heartbeat renewed the lease since it looked). ``counts``: the attempt is used up."""
+    if no heartbeat renewed the lease since it looked). ``counts``: the attempt is used up.
+    The task as it is now, or None when the fence refused the write."""
     condition = _held(task_id, attempt)
     if only_expired:
         condition = and_(
             condition, or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at < now)
         )
-    result = await conn.execute(
-        update(tasks)
-        .where(condition)
-        .values(
-            status=TaskStatus.PENDING.value,
-            lease_owner=None,
-            lease_expires_at=None,
-            run_deadline_at=None,
-            retries=tasks.c.retries + (1 if counts else 0),
-            available_at=now if available_at is None else available_at,
-            updated_at=now,
+    row = (
+        await conn.execute(
+            update(tasks)
+            .where(condition)
+            .values(
+                status=TaskStatus.PENDING.value,
+                lease_owner=None,
+                lease_expires_at=None,
+                run_deadline_at=None,
+                retries=tasks.c.retries + (1 if counts else 0),
+                available_at=now if available_at is None else available_at,
+                updated_at=now,
+            )
+            .returning(*tasks.c)
         )
-    )
-    if not result.rowcount:
-        return False
+    ).first()
+    if row is None:
+        return None
     await notify(conn, "new")
     await notify(conn, "task", task_id)
-    return True
+    return to_task(row)
 
 
 async def overdue(conn: AsyncConnection, *, now: float) -> list[Task]:

@@ -1,4 +1,4 @@
-"""The task as the domain sees it, and the pure rules of how its status may change."""
+"""The task as the domain sees it (its status changes are ``tasks.lifecycle``'s)."""
 
 from __future__ import annotations
 
@@ -88,9 +88,3 @@ class Task:
     @property
     def credits_reserved(self) -> Decimal:
         return cents_to_credits(self.credits_cents)
-
-
-def next_progress(current: int, fraction: float) -> int:
-    """Progress while processing: 1..99, never lower than what was already reported."""
-    proposed = min(99, max(1, int(fraction * 100)))
-    return max(current, proposed)

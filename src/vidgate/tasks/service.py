@@ -1,18 +1,16 @@
-"""The task service: creating, reading, claiming and finishing tasks, with billing and files."""
+"""The task service: the API's use cases of tasks (create, read, list, wait, cancel)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
+from vidgate.billing import charges
 from vidgate.billing.pricing import price_for
 from vidgate.cursors import decode_cursor, encode_cursor
 from vidgate.engines.registry import ModelRegistry, ModelSpec
@@ -26,26 +24,26 @@ from vidgate.errors import (
 )
 from vidgate.media.egress import EgressPolicy
 from vidgate.media.files import FileStore
-from vidgate.store import callback_rows, idempotency_rows, ledger_rows, task_queries, task_rows
+from vidgate.store import idempotency_rows, task_queries, task_rows
 from vidgate.store.account_rows import Principal
 from vidgate.store.database import Database
 from vidgate.tasks import validation
 from vidgate.tasks.idempotency import Claim
 from vidgate.tasks.inputs import check_callback_url, fetch_images
+from vidgate.tasks.lifecycle import CancelRequested, NotCancellable
 from vidgate.tasks.model import (
     Task,
-    TaskError,
     TaskStatus,
     credits_to_cents,
     is_task_id_shaped,
     new_task_id,
 )
 from vidgate.tasks.presenter import TaskPresenter
-from vidgate.webhooks.signing import new_message_id
+from vidgate.tasks.signals import TaskSignals
+from vidgate.tasks.transitions import TaskTransitions
 
 log = logging.getLogger(__name__)
 
-CANCELLED_MESSAGE = "The task was cancelled."
 # How long a process reuses a model's estimated run time before reading its history again.
 ESTIMATE_SECONDS = 30.0
 
@@ -88,24 +86,9 @@ def decode_task_cursor(cursor: str) -> tuple[float, str]:
         raise InvalidRequest("cursor is not one this server gave out.", param="cursor") from None
 
 
-class Wakeup:
-    """Tells this process's idle workers that a task may be waiting (a hint, never a promise)."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self._event.set()
-
-    async def wait(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._event.wait(), seconds)
-        except TimeoutError:
-            return
-        self._event.clear()
-
-
 class TaskService:
+    """The API's use cases of tasks: create, read, list, wait for a change, cancel."""
+
     def __init__(
         self,
         db: Database,
@@ -113,7 +96,10 @@ class TaskService:
         files: FileStore,
         egress: EgressPolicy,
         presenter: TaskPresenter,
+        signals: TaskSignals,
+        transitions: TaskTransitions,
         *,
+        read_upload: Callable[[str], Awaitable[bytes | None]] = _no_upload,
         max_active_tasks: int = 100,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -122,24 +108,13 @@ class TaskService:
         self.files = files
         self.egress = egress
         self.presenter = presenter
-        # Called when a finish enqueued a callback; the app points it at the dispatcher.
-        self.callbacks_due: Callable[[], None] = lambda: None
+        self.signals = signals
+        self.transitions = transitions
         # Reads this server's own upload links from the store (None: not an upload link).
-        self.read_upload: Callable[[str], Awaitable[bytes | None]] = _no_upload
+        self.read_upload = read_upload
         self.max_active_tasks = max_active_tasks
         self.clock = clock
-        self.wakeup = Wakeup()
-        # Tasks running in this process: a cancel here reaches their engine at once; one made
-        # through another replica when its notice arrives (PostgreSQL), else at the worker's
-        # next heartbeat.
-        self.running: dict[str, threading.Event] = {}
-        self.stop_checks: set[asyncio.Task[None]] = set()
-        self._watchers: dict[str, set[asyncio.Event]] = {}
         self._estimates: dict[str, tuple[float, int]] = {}
-        # On PostgreSQL, other replicas' new tasks and task changes wake this one's workers and
-        # waits too (a hint: both also poll).
-        db.subscribe("new", lambda _: self.wakeup.notify())
-        db.subscribe("task", self.heard)
 
     # --- the public API's side -------------------------------------------------------------
 
@@ -203,9 +178,7 @@ class TaskService:
                 await task_rows.insert_task(conn, task)
                 # The reservation locks the account row, so the count below sees every other
                 # create of this account that committed first (PostgreSQL as well as SQLite).
-                if not await ledger_rows.reserve(
-                    conn, principal.account_id, task_id, task.credits_cents, now=now
-                ):
+                if not await charges.reserve(conn, task, now=now):
                     raise InsufficientCredits(
                         f"This task costs {price} credits and the account has fewer available."
                     )
@@ -232,7 +205,7 @@ class TaskService:
             await asyncio.to_thread(self.files.delete_prefix, f"inputs/{task_id}")
             raise
         log.info("task %s created: model %s on engine %s", task_id, spec.name, spec.engine)
-        self.wakeup.notify()
+        self.signals.wakeup.notify()
         return task, answer
 
     async def _estimated_seconds(self, spec: ModelSpec, now: float) -> int:
@@ -311,8 +284,7 @@ class TaskService:
             return task
         seen = (task.status, task.progress, task.cancel_requested)
         deadline = asyncio.get_running_loop().time() + seconds
-        event = asyncio.Event()
-        self._watchers.setdefault(task.id, set()).add(event)
+        event = self.signals.watch(task.id)
         try:
             while (left := deadline - asyncio.get_running_loop().time()) > 0:
                 with contextlib.suppress(TimeoutError):
@@ -323,37 +295,7 @@ class TaskService:
                     return task
             return task
         finally:
-            watchers = self._watchers.get(task_id)
-            if watchers is not None:
-                watchers.discard(event)
-                if not watchers:
-                    del self._watchers[task_id]
-
-    def changed(self, task_id: str) -> None:
-        """Wake this process's waits on the task (a write here changed it)."""
-        for event in self._watchers.get(task_id, ()):
-            event.set()
-
-    def heard(self, task_id: str) -> None:
-        """A notice that the task changed, from any replica: wake the waits, and when it runs
-        here, read whether its engine must stop (cancelled, or finished by a deadline)."""
-        self.changed(task_id)
-        stop = self.running.get(task_id)
-        if stop is not None and not stop.is_set():
-            check = asyncio.create_task(self._stop_if_over(task_id, stop))
-            self.stop_checks.add(check)
-            check.add_done_callback(self.stop_checks.discard)
-
-    async def _stop_if_over(self, task_id: str, stop: threading.Event) -> None:
-        try:
-            async with self.db.read_quick() as conn:
-                task = await task_rows.get_task(conn, task_id)
-        except Exception as error:  # the worker's heartbeat will learn it instead
-            log.warning("task %s: could not read it after a notice: %r", task_id, error)
-            return
-        if task is None or task.cancel_requested or task.status is not TaskStatus.PROCESSING:
-            log.info("task %s: changed elsewhere; stopping its engine here", task_id)
-            stop.set()
+            self.signals.unwatch(task_id, event)
 
     async def queue_position(self, task: Task) -> int | None:
         if task.status is not TaskStatus.PENDING:
@@ -364,97 +306,11 @@ class TaskService:
     async def cancel(self, principal: Principal, task_id: str) -> Task:
         """Cancel at once when pending; flag for the worker when processing; 409 when done."""
         task = await self.get(principal, task_id)
-        if task.status is TaskStatus.PENDING:
-            error = TaskError("request_cancelled", "The task was cancelled before it started.")
-            done = await self.finish(task, TaskStatus.FAILED, attempt=None, error=error)
-            if done is not None:
-                return done
-            task = await self.get(principal, task_id)  # a worker took it meanwhile
-        if task.status is TaskStatus.PROCESSING:
-            async with self.db.write() as conn:
-                flagged = await task_rows.request_cancel(conn, task.id, now=self.clock())
-            if flagged:
-                log.info("task %s: cancel requested while processing", task.id)
-                self.changed(task.id)
-                if (stop := self.running.get(task.id)) is not None:
-                    stop.set()
-            return await self.get(principal, task_id)
-        raise TaskNotCancellable(
-            f"Task {task.id} has already {task.status.value}; it can no longer be cancelled."
-        )
-
-    # --- the worker's side -----------------------------------------------------------------
-
-    def max_run_seconds(self, model: str) -> float:
-        spec = self.registry.models.get(model)
-        return float(spec.max_run_seconds if spec else 900)
-
-    def max_attempts(self, model: str) -> int:
-        spec = self.registry.models.get(model)
-        return spec.max_attempts if spec else 3
-
-    async def finish(
-        self,
-        task: Task,
-        status: TaskStatus,
-        *,
-        attempt: int | None,
-        result_key: str | None = None,
-        error: TaskError | None = None,
-    ) -> Task | None:
-        async with self.db.write() as conn:
-            done = await self.finish_in(
-                conn, task, status, attempt, self.clock(), result_key=result_key, error=error
+        outcome = await self.transitions.record(task, CancelRequested())
+        if isinstance(outcome.decision, NotCancellable):
+            raise TaskNotCancellable(
+                f"Task {task.id} has already {outcome.decision.status.value}; "
+                "it can no longer be cancelled."
             )
-        if done is None:
-            log.warning("task %s: attempt %s no longer holds it; result dropped", task.id, attempt)
-        else:
-            log.info("task %s %s", task.id, status.value)
-            self.changed(task.id)
-            if done.callback_url is not None:
-                self.callbacks_due()
-        return done
-
-    async def finish_in(
-        self,
-        conn: AsyncConnection,
-        task: Task,
-        status: TaskStatus,
-        attempt: int | None,
-        now: float,
-        *,
-        result_key: str | None = None,
-        error: TaskError | None = None,
-    ) -> Task | None:
-        """The terminal compare-and-set and the settlement, in the caller's transaction."""
-        done = await task_rows.finish_task(
-            conn,
-            task.id,
-            now=now,
-            status=status,
-            attempt=attempt,
-            result_key=result_key,
-            error=error,
-        )
-        if done is not None:
-            await ledger_rows.settle(
-                conn,
-                done.account_id,
-                done.id,
-                done.credits_cents,
-                captured=status is TaskStatus.COMPLETED,
-                now=now,
-            )
-            if done.callback_url is not None:
-                # The outbox row commits with the settlement: the callback follows billing,
-                # and no crash can lose it.
-                await callback_rows.enqueue(
-                    conn,
-                    callback_id=new_message_id(),
-                    task_id=done.id,
-                    account_id=done.account_id,
-                    url=done.callback_url,
-                    payload=self.presenter.json(done).decode(),
-                    now=now,
-                )
-        return done
+        # Cancelled, flagged for its worker, or flagged already: the task as it is now.
+        return outcome.task or await self.get(principal, task_id)
