@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from vidgate.cli.admin import JsonOption, emit, run
+from vidgate.cli.admin import AdminServices, JsonOption, emit, run
 from vidgate.tasks.model import cents_to_credits
 
 if TYPE_CHECKING:
-    from vidgate.services import Services
     from vidgate.store.account_rows import Account
 
 app = typer.Typer(help="Accounts and their credits.", no_args_is_help=True)
@@ -54,7 +53,7 @@ def accounts_create(
     """Create an account with one API key, printed once."""
     amount = _credits(credits)
 
-    async def action(services: Services) -> tuple[Account, str]:
+    async def action(services: AdminServices) -> tuple[Account, str]:
         created = await services.accounts.create_account(
             name, credits=amount, group=group, is_admin=admin
         )
@@ -86,7 +85,7 @@ def accounts_topup(
     """Add credits to an account."""
     amount = _credits(credits)
 
-    async def action(services: Services) -> Account:
+    async def action(services: AdminServices) -> Account:
         await services.ledger.top_up(account, amount, reason=reason)
         return await services.accounts.get_account(account)
 
@@ -104,7 +103,7 @@ def accounts_adjust(
     """Correct an account's balance up or down, with a reason."""
     amount = _credits(credits)
 
-    async def action(services: Services) -> Account:
+    async def action(services: AdminServices) -> Account:
         await services.ledger.adjust(account, amount, reason=reason)
         return await services.accounts.get_account(account)
 
