@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from support import free_port
 from vidgate.errors import Unauthorized
 from vidgate.services import open_services
 from vidgate.settings import Settings
@@ -22,16 +23,17 @@ DAY = 24 * 3600
 
 
 class Cli:
-    """Runs ``python -m vidgate`` against one data dir, with only that part of VIDGATE_* set."""
+    """Runs ``python -m vidgate`` (``command``) on one data dir, with only that VIDGATE_* set."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("VIDGATE_")}
         self.env["VIDGATE_DATA_DIR"] = str(data_dir)
+        self.command = [sys.executable, "-m", "vidgate"]
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "vidgate", *args],
+            [*self.command, *args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -164,3 +166,45 @@ def test_cli_without_json_prints_for_people(cli: Cli) -> None:
     assert "12.50" in listed.stdout
     with pytest.raises(json.JSONDecodeError):
         json.loads(listed.stdout)
+
+
+def test_admin_commands_open_only_the_database(cli: Cli, tmp_path: Path) -> None:
+    """Settings that stop `serve` at start-up in the engines, the bucket and the outbound
+    client (a models file that does not parse, a bucket nobody serves, a CA file that is not
+    there) do not touch an admin command: it opens the database and nothing else."""
+    models = tmp_path / "models.toml"
+    models.write_text("[engines.broken\n")
+    cli.env.update(
+        VIDGATE_MODELS=str(models),
+        VIDGATE_S3_BUCKET="videos",
+        VIDGATE_S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",
+        VIDGATE_S3_ACCESS_KEY_ID="nobody",
+        VIDGATE_S3_SECRET_ACCESS_KEY="nothing",
+        VIDGATE_EGRESS_CA_BUNDLE=str(tmp_path / "missing-ca.pem"),
+    )
+
+    alice = cli.json("accounts", "create", "alice", "--credits", "5")
+    topped = cli.json("accounts", "topup", "alice", "1")
+    keys = cli.json("keys", "list", "alice")
+    group = cli.json("groups", "set", "vip", "--ratio", "0.5")
+    token = cli.json("workers", "token", "create", "--name", "gpu-1")
+
+    assert topped["balance"] == 6
+    assert [k["account_id"] for k in keys] == [alice["id"]]
+    assert group["price_ratio"] == "0.5"
+    assert token["token"].startswith("wk-")
+    assert not (cli.data_dir / "files").exists()
+
+
+def test_admin_commands_need_no_extra_but_the_database_driver(cli: Cli) -> None:
+    """A bucket and a Redis are set, and neither boto3 nor coredis can be imported (as in a
+    plain install): the admin commands, which use neither, still run."""
+    blocked = (
+        "import sys; sys.modules.update(boto3=None, coredis=None); "
+        "from vidgate.cli import app; app(sys.argv[1:], prog_name='vidgate')"
+    )
+    cli.command = [sys.executable, "-c", blocked]
+    cli.env.update(VIDGATE_S3_BUCKET="videos", VIDGATE_REDIS_URL="redis://127.0.0.1:1")
+
+    assert cli.json("accounts", "list") == []
+    assert cli.json("workers", "token", "list") == []

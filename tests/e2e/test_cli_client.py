@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from support import E2E_KEY, ServerProcess, StaticServer, free_port, image_bytes, structured_image
-from vidgate.cli_progress import clock, remaining_seconds
+from vidgate.cli.progress import clock, remaining_seconds
 from vidgate.media.video import fit_image, probe
 
 pytestmark = pytest.mark.slow

@@ -14,8 +14,8 @@ import pytest
 from rich.console import Console
 from rich.progress import Progress
 
-from vidgate.cli_progress import started
-from vidgate.cli_waiting import sigint_interrupts
+from vidgate.cli.progress import started
+from vidgate.cli.waiting import sigint_interrupts
 
 # A bound for the blocking read below: it only runs out if the interrupt never came.
 BOUND = 10.0

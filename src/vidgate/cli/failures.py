@@ -20,7 +20,7 @@ from typing import NoReturn
 import typer
 from rich.text import Text
 
-from vidgate.cli_output import errors
+from vidgate.cli.output import errors
 from vidgate.client import APIConnectionError, APITimeoutError, VidgateError, WaitTimeout
 
 EXIT_TASK_FAILED = 1

@@ -15,7 +15,7 @@ from typing import NoReturn
 import typer
 from rich.filesize import decimal
 
-from vidgate.cli_errors import (
+from vidgate.cli.failures import (
     EXIT_INTERRUPTED,
     EXIT_TASK_FAILED,
     EXIT_TIMEOUT,
@@ -23,8 +23,8 @@ from vidgate.cli_errors import (
     fail,
     failure_for,
 )
-from vidgate.cli_output import console, error_text, errors, print_json, task_data
-from vidgate.cli_progress import TaskBar, download_bar, started
+from vidgate.cli.output import console, error_text, errors, print_json, task_data
+from vidgate.cli.progress import TaskBar, download_bar, started
 from vidgate.client import Client, Task, VidgateError, WaitTimeout
 
 
@@ -41,7 +41,7 @@ def sigint_interrupts() -> Iterator[None]:
     job of a non-interactive shell, nohup-like launchers, a test runner started that way):
     Python then installs none, and a Ctrl-C or ``kill -INT`` left the wait polling until the
     task ended. Python runs the handler in the main thread, and the bars' refresh threads keep
-    SIGINT blocked (``cli_progress``), so the kernel hands it to the main thread, whose long
+    SIGINT blocked (``progress``), so the kernel hands it to the main thread, whose long
     poll or blocking read returns EINTR and raises instead of finishing first.
     """
     if threading.current_thread() is not threading.main_thread():

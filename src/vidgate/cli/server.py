@@ -1,6 +1,7 @@
-"""The ``vidgate`` command: serve and work; the admin commands (``cli_admin``); and the HTTP
-client commands (``cli_client``). The server's modules load only when ``serve`` or ``worker``
-runs, so the client commands start quickly."""
+"""The server's commands, ``serve`` and ``worker``: their settings, logging and file modes.
+
+The server's own modules (``processes``) are imported only when one of them runs.
+"""
 
 from __future__ import annotations
 
@@ -15,30 +16,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from vidgate.cli_admin import accounts_app, groups_app, keys_app, workers_app
-from vidgate.cli_client import credits as client_credits
-from vidgate.cli_client import generate, tasks_app
 from vidgate.engines.config import ConfigError
 from vidgate.settings import Settings
-
-app = typer.Typer(help="vidgate: a self-hosted video-generation API.", no_args_is_help=True)
-app.add_typer(accounts_app, name="accounts")
-app.add_typer(keys_app, name="keys")
-app.add_typer(groups_app, name="groups")
-app.add_typer(workers_app, name="workers")
-app.command("generate")(generate)
-app.add_typer(tasks_app, name="tasks")
-app.command("credits")(client_credits)
 
 errors = Console(stderr=True)
 
 
-@app.callback()
-def _root() -> None:
-    """vidgate: a self-hosted video-generation API."""
-
-
-@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on [VIDGATE_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [VIDGATE_PORT].")] = None,
@@ -75,13 +58,12 @@ def serve(
             soft_wrap=True,
         )
         raise typer.Exit(2) from None
-    from vidgate import cli_serve
+    from vidgate.cli import processes
 
     with _config_errors():
-        _run_fast(cli_serve.serve(settings, listeners))
+        _run_fast(processes.serve(settings, listeners))
 
 
-@app.command()
 def worker(
     count: Annotated[
         int | None, typer.Option("--count", help="Workers in this process [VIDGATE_WORKERS].")
@@ -106,7 +88,7 @@ def worker(
     SIGTERM or Ctrl-C stops claiming, gives running tasks VIDGATE_SHUTDOWN_GRACE_SECONDS to
     finish, then hands the rest back to the queue.
     """
-    from vidgate import cli_serve
+    from vidgate.cli import processes
     from vidgate.queue.remote_host import load_remote_setup
 
     settings = Settings()
@@ -116,7 +98,7 @@ def worker(
     server = server or settings.worker_server
     if server is None:
         with _config_errors():
-            asyncio.run(cli_serve.work(settings, number))
+            asyncio.run(processes.work(settings, number))
         return
     token = token or settings.worker_token
     if not token:
@@ -125,7 +107,7 @@ def worker(
     chosen = [m.strip() for m in (models or "").split(",") if m.strip()]
     with _config_errors():
         setup = load_remote_setup(settings, chosen)
-        asyncio.run(cli_serve.work_remote(settings, server, token, setup, number))
+        asyncio.run(processes.work_remote(settings, server, token, setup, number))
 
 
 @contextlib.contextmanager
@@ -162,7 +144,3 @@ def _run_fast(main: Coroutine[Any, Any, None]) -> None:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main)
-
-
-def main() -> None:
-    app()

@@ -1,0 +1,69 @@
+"""``vidgate workers token``: the tokens remote workers reach the API with."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from vidgate.cli.admin import JsonOption, emit, run, time_to_minute
+
+if TYPE_CHECKING:
+    from vidgate.store.worker_token_rows import WorkerTokenRecord
+
+app = typer.Typer(help="Remote workers and their tokens.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Worker tokens (wk-...).", no_args_is_help=True)
+app.add_typer(tokens_app, name="token")
+
+
+def _worker_token_data(record: WorkerTokenRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "name": record.name,
+        "prefix": record.prefix,
+        "created": int(record.created_at),
+        "last_used": None if record.last_used_at is None else int(record.last_used_at),
+        "revoked": None if record.revoked_at is None else int(record.revoked_at),
+    }
+
+
+@tokens_app.command("create")
+def worker_tokens_create(
+    name: Annotated[str, typer.Option(help="A name to tell tokens (hosts) apart.")] = "worker",
+    as_json: JsonOption = False,
+) -> None:
+    """Create a worker token for `vidgate worker --server URL --token ...`, printed once."""
+    created = run(lambda services: services.worker_tokens.create(name))
+    data = {**_worker_token_data(created.record), "token": created.secret}
+    emit(
+        data,
+        as_json,
+        f"Created worker token {created.record.id}. Shown once:\n\n    {created.secret}\n",
+    )
+
+
+@tokens_app.command("list")
+def worker_tokens_list(as_json: JsonOption = False) -> None:
+    """List worker tokens (prefixes only: full tokens are never stored)."""
+    records = run(lambda services: services.worker_tokens.list())
+    table = Table("id", "name", "prefix", "created", "last used", "revoked")
+    for r in records:
+        table.add_row(
+            r.id,
+            r.name,
+            r.prefix + "…",
+            time_to_minute(r.created_at),
+            time_to_minute(r.last_used_at),
+            time_to_minute(r.revoked_at),
+        )
+    emit([_worker_token_data(r) for r in records], as_json, table)
+
+
+@tokens_app.command("revoke")
+def worker_tokens_revoke(token_id: str, as_json: JsonOption = False) -> None:
+    """Revoke a worker token: its next call is refused."""
+    record = run(lambda services: services.worker_tokens.revoke(token_id))
+    emit(
+        _worker_token_data(record), as_json, f"Revoked worker token {record.id} ({record.prefix}…)."
+    )
