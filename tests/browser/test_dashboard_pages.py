@@ -7,6 +7,15 @@ import re
 import httpx
 
 from support import assert_error
+from vidgate.dashboard.pages import MODULES_DIR
+
+# The policy of the page, letter for letter (the ASGI client's origin is http://testserver).
+POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' blob: data: http://testserver; media-src 'self' http://testserver; "
+    "connect-src 'self' http://testserver; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
 
 
 async def test_the_page_is_public_and_locked_down_by_its_headers(
@@ -15,7 +24,7 @@ async def test_the_page_is_public_and_locked_down_by_its_headers(
     response = await client.get("/", headers={"Authorization": ""})
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/html; charset=utf-8"
-    assert '<script src="dashboard/static/app.js" defer></script>' in response.text
+    assert '<script type="module" src="dashboard/static/js/main.js"></script>' in response.text
     assert 'name="viewport"' in response.text
     policy = response.headers["content-security-policy"]
     assert "script-src 'self'" in policy
@@ -29,6 +38,12 @@ async def test_the_page_is_public_and_locked_down_by_its_headers(
     assert "set-cookie" not in response.headers
 
 
+async def test_the_pages_policy_is_exactly_the_strict_one(client: httpx.AsyncClient) -> None:
+    response = await client.get("/")
+    assert response.headers.get_list("content-security-policy") == [POLICY]
+    assert response.headers["x-frame-options"] == "DENY"
+
+
 async def test_the_page_has_no_inline_script_style_or_handlers(client: httpx.AsyncClient) -> None:
     html = (await client.get("/")).text
     assert not re.search(r"<script(?![^>]*\bsrc=)", html)
@@ -39,9 +54,9 @@ async def test_the_page_has_no_inline_script_style_or_handlers(client: httpx.Asy
 
 async def test_its_static_files_are_served_with_their_types(client: httpx.AsyncClient) -> None:
     for name, media_type in (
-        ("app.js", "text/javascript; charset=utf-8"),
         ("style.css", "text/css; charset=utf-8"),
         ("favicon.svg", "image/svg+xml"),
+        ("js/main.js", "text/javascript; charset=utf-8"),
     ):
         response = await client.get(f"/dashboard/static/{name}", headers={"Authorization": ""})
         assert response.status_code == 200, name
@@ -49,23 +64,51 @@ async def test_its_static_files_are_served_with_their_types(client: httpx.AsyncC
         assert response.headers["x-content-type-options"] == "nosniff"
 
 
-async def test_the_script_never_writes_html_or_persistent_storage(
+async def test_every_module_is_served_as_javascript(client: httpx.AsyncClient) -> None:
+    names = sorted(path.name for path in MODULES_DIR.glob("*.js"))
+    assert "main.js" in names
+    for name in names:
+        response = await client.get(f"/dashboard/static/js/{name}", headers={"Authorization": ""})
+        assert response.status_code == 200, name
+        assert response.headers["content-type"] == "text/javascript; charset=utf-8", name
+        assert response.headers["x-content-type-options"] == "nosniff", name
+        assert response.text == (MODULES_DIR / name).read_text(), name
+
+
+async def test_the_script_never_writes_html_evaluates_or_stores_persistently(
     client: httpx.AsyncClient,
 ) -> None:
-    script = (await client.get("/dashboard/static/app.js")).text
-    for forbidden in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
-        assert forbidden not in script
-    assert not re.search(r"localStorage\s*[.\[]", script)
-    assert "document.cookie" not in script
-    assert "sessionStorage.setItem" in script
+    modules = {
+        path.name: (await client.get(f"/dashboard/static/js/{path.name}")).text
+        for path in MODULES_DIR.glob("*.js")
+    }
+    for name, script in modules.items():
+        for forbidden in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
+            assert forbidden not in script, (name, forbidden)
+        assert not re.search(r"\beval\s*\(|new Function\b", script), name
+        assert not re.search(r"localStorage\s*[.\[]", script), name
+        assert "document.cookie" not in script, name
+    assert "sessionStorage.setItem" in modules["session.js"]
 
 
 async def test_other_paths_keep_the_error_envelope(client: httpx.AsyncClient) -> None:
     for path in (
         "/dashboard/static/missing.js",
+        "/dashboard/static/app.js",  # the one script before the modules
         "/dashboard/static/index.html",
         "/dashboard/static/..%2F__init__.py",
         "/dashboard/static/../pages.py",
+        "/dashboard/static/js",
+        "/dashboard/static/js/",
+        "/dashboard/static/js/missing.js",
+        "/dashboard/static/js/Main.js",
+        "/dashboard/static/js/main.mjs",
+        "/dashboard/static/js/.main.js",
+        "/dashboard/static/js/main.js.map",
+        "/dashboard/static/js/..%2Fstyle.css",
+        "/dashboard/static/js/..%2F..%2Fpages.py",
+        "/dashboard/static/js/%2E%2E",
+        "/dashboard/static/js/../../pages.py",
         "/dashboard",
         "/nothing-here",
     ):
