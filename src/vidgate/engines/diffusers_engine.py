@@ -27,7 +27,8 @@ from vidgate.engines.child_process import ChildProcess
 from vidgate.engines.config import ConfigError
 from vidgate.engines.diffusers_child import ChildConfig, Job, PipelineKind, serve
 from vidgate.engines.preview import load_image, prompt_seed
-from vidgate.media.video import FRAME_COUNT, VideoWriter, Yuv420, frame_size, rgb_to_yuv420
+from vidgate.media.frames import Yuv420, frame_size, rgb_to_yuv420
+from vidgate.media.video import FRAME_COUNT, VideoWriter
 
 logger = logging.getLogger(__name__)
 

@@ -27,16 +27,9 @@ from vidgate.engines.config import ConfigError
 from vidgate.engines.fonts import FontChain
 from vidgate.engines.preview_process import RenderProcesses
 from vidgate.engines.prompt_overlay import PromptOverlay, Wide
-from vidgate.media.video import (
-    FRAME_COUNT,
-    VideoWriter,
-    Yuv420,
-    ZoomableFrame,
-    fit_image,
-    frame_size,
-    rgb_to_yuv420,
-    yuv420_planes,
-)
+from vidgate.media.frames import Yuv420, fit_image, frame_size, rgb_to_yuv420, yuv420_planes
+from vidgate.media.video import FRAME_COUNT, VideoWriter
+from vidgate.media.zoom import ZoomableFrame
 
 logger = logging.getLogger(__name__)
 
