@@ -69,9 +69,18 @@ class DiffusersOptions:
 
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> DiffusersOptions:
-        known = {"pipeline", "model_path", "width", "height", "num_frames"} | {
-            "num_inference_steps", "guidance_scale", "device", "dtype", "stop_timeout",
-        }  # fmt: skip
+        known = {
+            "pipeline",
+            "model_path",
+            "width",
+            "height",
+            "num_frames",
+            "num_inference_steps",
+            "guidance_scale",
+            "device",
+            "dtype",
+            "stop_timeout",
+        }
         if unknown := sorted(set(options) - known):
             raise ConfigError(f"diffusers: unknown options {unknown}; known: {sorted(known)}")
         pipeline: PipelineKind = options.get("pipeline", "")
