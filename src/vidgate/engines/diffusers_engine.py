@@ -8,7 +8,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final, get_args
 
@@ -69,18 +69,7 @@ class DiffusersOptions:
 
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> DiffusersOptions:
-        known = {
-            "pipeline",
-            "model_path",
-            "width",
-            "height",
-            "num_frames",
-            "num_inference_steps",
-            "guidance_scale",
-            "device",
-            "dtype",
-            "stop_timeout",
-        }
+        known = {field.name for field in fields(cls)}
         if unknown := sorted(set(options) - known):
             raise ConfigError(f"diffusers: unknown options {unknown}; known: {sorted(known)}")
         pipeline: PipelineKind = options.get("pipeline", "")
