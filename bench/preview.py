@@ -20,7 +20,9 @@ from vidgate.engines.base import AspectRatio, GenerationContext, GenerationReque
 from vidgate.engines.fonts import default_chain
 from vidgate.engines.preview import build_scene, render_preview
 from vidgate.engines.text_layout import lay_out
-from vidgate.media.video import FRAME_COUNT, VideoWriter, Yuv420, frame_size, probe
+from vidgate.media.frames import Yuv420, frame_size
+from vidgate.media.probe import probe
+from vidgate.media.video import FRAME_COUNT, VideoWriter
 
 PROMPT = (
     "A red fox trots through a snowy birch forest at dawn, breath steaming, soft golden light "

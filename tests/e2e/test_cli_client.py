@@ -24,7 +24,8 @@ from PIL import Image
 
 from support import E2E_KEY, ServerProcess, StaticServer, free_port, image_bytes, structured_image
 from vidgate.cli.progress import clock, remaining_seconds
-from vidgate.media.video import fit_image, probe
+from vidgate.media.frames import fit_image
+from vidgate.media.probe import probe
 
 pytestmark = pytest.mark.slow
 

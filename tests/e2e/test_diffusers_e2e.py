@@ -10,7 +10,7 @@ import pytest
 
 from support import ServerProcess
 from tiny_video_models import build_tiny_ltx
-from vidgate.media.video import probe
+from vidgate.media.probe import probe
 
 pytest.importorskip("torch", reason="the diffusers engine needs vidgate[diffusers] (make install)")
 pytestmark = pytest.mark.slow

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from support import E2E_KEY, ServerProcess, WorkerProcess, wait_until
-from vidgate.media.video import probe
+from vidgate.media.probe import probe
 
 pytestmark = pytest.mark.slow
 

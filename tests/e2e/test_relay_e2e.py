@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from support import E2E_KEY, ServerProcess
-from vidgate.media.video import probe
+from vidgate.media.probe import probe
 
 RELAY_MODELS = """
 [engines.upstream]

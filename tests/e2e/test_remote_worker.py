@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from support import RemoteWorkerProcess, ServerProcess, wait_until
-from vidgate.media.video import probe
+from vidgate.media.probe import probe
 
 pytestmark = pytest.mark.slow
 

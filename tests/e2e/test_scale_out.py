@@ -26,7 +26,7 @@ from support import (
     loopback_receiver,
     wait_until,
 )
-from vidgate.media.video import probe
+from vidgate.media.probe import probe
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

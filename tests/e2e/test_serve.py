@@ -13,7 +13,8 @@ import numpy as np
 from PIL import Image
 
 from support import E2E_KEY, ServerProcess, StaticServer, image_bytes, structured_image
-from vidgate.media.video import fit_image, probe
+from vidgate.media.frames import fit_image
+from vidgate.media.probe import probe
 
 # H.264 at crf 23 on these structured test images decodes within a few levels of the source
 # (measured: ~1-3 mean absolute difference per channel); an unrelated image is ~40-90 away.

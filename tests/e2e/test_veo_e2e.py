@@ -10,7 +10,7 @@ import httpx
 
 from fake_gemini import API_KEY, FakeGemini
 from support import ServerProcess, StaticServer, image_bytes, structured_image
-from vidgate.media.video import probe
+from vidgate.media.probe import probe
 
 MODELS = """
 [engines.veo]

@@ -30,7 +30,9 @@ from vidgate.engines.base import (
     GenerationRequest,
 )
 from vidgate.engines.diffusers_engine import DENOISE_SHARE, DiffusersEngine
-from vidgate.media.video import FRAME_COUNT, frame_size, probe
+from vidgate.media.frames import frame_size
+from vidgate.media.probe import probe
+from vidgate.media.video import FRAME_COUNT
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,8 @@ from vidgate.engines.base import (
     GenerationRequest,
 )
 from vidgate.engines.preview import PreviewEngine, load_image
-from vidgate.media.video import decode_frames, fit_image, probe, top_level_boxes
+from vidgate.media.frames import fit_image
+from vidgate.media.probe import decode_frames, probe, top_level_boxes
 
 # Mean absolute RGB difference between a decoded frame and the picture it should show. Measured
 # with these test images: 0.8-1.5 for the first and last frames (libx264 crf 23 on gradients and

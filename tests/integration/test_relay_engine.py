@@ -24,7 +24,8 @@ from vidgate.engines.base import (
     GenerationRequest,
 )
 from vidgate.engines.relay import RelayEngine
-from vidgate.media.video import decode_frames, fit_image, probe
+from vidgate.media.frames import fit_image
+from vidgate.media.probe import decode_frames, probe
 
 # Mean absolute RGB difference of a decoded first frame from its picture (see
 # test_preview_engine.py: about 1 for the right picture, tens for a wrong one).

@@ -18,8 +18,8 @@ from moto.server import ThreadedMotoServer
 
 from support import ADMIN_KEY, StaticServer, free_port, image_bytes, structured_image
 from vidgate.errors import ServiceUnavailable
+from vidgate.media.probe import probe
 from vidgate.media.s3 import S3FileStore
-from vidgate.media.video import probe
 from vidgate.queue.worker import Worker
 from vidgate.services import Services, _input_urls
 from vidgate.settings import Settings

@@ -23,7 +23,8 @@ from vidgate.engines.base import (
     GenerationRequest,
 )
 from vidgate.engines.veo import VeoEngine, conform_video
-from vidgate.media.video import FRAME_COUNT, decode_frames, probe
+from vidgate.media.probe import decode_frames, probe
+from vidgate.media.video import FRAME_COUNT
 
 PROMPT = "A lighthouse in a storm, waves crashing"
 

@@ -10,7 +10,7 @@ import httpx
 
 from support import ADMIN_KEY
 from vidgate.engines.base import EngineFailure, GenerationContext, GenerationRequest
-from vidgate.media.video import probe
+from vidgate.media.probe import probe
 from vidgate.queue.worker import Worker
 from vidgate.services import Services
 from vidgate.store.ledger_rows import balance_cents

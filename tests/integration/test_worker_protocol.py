@@ -25,7 +25,7 @@ from support import (
 )
 from vidgate.engines.preview import PreviewEngine
 from vidgate.engines.registry import ModelRegistry, ModelSpec
-from vidgate.media.video import probe
+from vidgate.media.probe import probe
 from vidgate.queue.remote import RemoteRuns
 from vidgate.queue.worker import Worker
 from vidgate.services import Services

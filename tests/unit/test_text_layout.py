@@ -7,15 +7,9 @@ import unicodedata
 import pytest
 
 from vidgate.engines.base import GenerationCancelled
-from vidgate.engines.text_layout import (
-    MAX_CLUSTER,
-    Layout,
-    bidi_levels,
-    clusters,
-    font_sizes,
-    lay_out,
-    visual_order,
-)
+from vidgate.engines.bidi import bidi_levels, visual_order
+from vidgate.engines.graphemes import MAX_CLUSTER, clusters
+from vidgate.engines.text_layout import Layout, font_sizes, lay_out
 
 WIDTH, HEIGHT, SHORT = 1280 * 0.8, 720 * 0.6, 720
 

@@ -12,16 +12,9 @@ from vidgate.engines.preview import (
     TitleScene,
     prompt_seed,
 )
-from vidgate.media.video import (
-    FRAME_COUNT,
-    ZOOM_TOLERANCE,
-    ZoomableFrame,
-    fit_image,
-    frame_size,
-    plan_axis,
-    rgb_to_yuv420,
-    yuv420_planes,
-)
+from vidgate.media.frames import fit_image, frame_size, rgb_to_yuv420, yuv420_planes
+from vidgate.media.video import FRAME_COUNT
+from vidgate.media.zoom import ZOOM_TOLERANCE, ZoomableFrame, plan_axis
 
 RED, GREEN, BLUE, YELLOW = (230, 20, 20), (20, 230, 20), (20, 20, 230), (230, 230, 20)
 

@@ -8,7 +8,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final, get_args
 
@@ -27,7 +27,8 @@ from vidgate.engines.child_process import ChildProcess
 from vidgate.engines.config import ConfigError
 from vidgate.engines.diffusers_child import ChildConfig, Job, PipelineKind, serve
 from vidgate.engines.preview import load_image, prompt_seed
-from vidgate.media.video import FRAME_COUNT, VideoWriter, Yuv420, frame_size, rgb_to_yuv420
+from vidgate.media.frames import Yuv420, frame_size, rgb_to_yuv420
+from vidgate.media.video import FRAME_COUNT, VideoWriter
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +69,7 @@ class DiffusersOptions:
 
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> DiffusersOptions:
-        known = {"pipeline", "model_path", "width", "height", "num_frames"} | {
-            "num_inference_steps", "guidance_scale", "device", "dtype", "stop_timeout",
-        }  # fmt: skip
+        known = {field.name for field in fields(cls)}
         if unknown := sorted(set(options) - known):
             raise ConfigError(f"diffusers: unknown options {unknown}; known: {sorted(known)}")
         pipeline: PipelineKind = options.get("pipeline", "")

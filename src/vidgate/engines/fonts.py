@@ -48,9 +48,18 @@ _SUFFIXES: Final = (".ttf", ".otf", ".ttc")
 # Styles that only repeat a regular font's coverage; colour emoji fonts are bitmaps at one size,
 # which FreeType cannot scale to the sizes the layout asks for.
 _SKIPPED_WORDS: Final = (
-    "bold", "italic", "oblique", "light", "thin", "black", "medium", "semibold", "extrabold",
-    "condensed", "colo",
-)  # fmt: skip
+    "bold",
+    "italic",
+    "oblique",
+    "light",
+    "thin",
+    "black",
+    "medium",
+    "semibold",
+    "extrabold",
+    "condensed",
+    "colo",
+)
 # The CJK collection's face to use: its cmap is the same in every face, the glyph shapes differ
 # by region; Simplified Chinese serves the most readers.
 _CJK_FACE: Final = "SC"

@@ -284,8 +284,13 @@ class GeminiClient:
                 attempt += 1
                 logger.warning(
                     "task %s: Gemini %s failed (%s); retry %d of %d in %.2f s",
-                    task_id, what, retry.failure.detail, attempt, self.max_retries, delay,
-                )  # fmt: skip
+                    task_id,
+                    what,
+                    retry.failure.detail,
+                    attempt,
+                    self.max_retries,
+                    delay,
+                )
                 await sleep_unless_cancelled(delay, cancelled)
 
     def _checked(self, response: httpx.Response) -> httpx.Response:
@@ -309,9 +314,10 @@ class GeminiClient:
             )
         if status in (401, 403) or (error is not None and "API_KEY" in response.text):
             raise EngineFailure(
-                "service_error", "the Gemini API refused the API key; check GEMINI_API_KEY",
+                "service_error",
+                "the Gemini API refused the API key; check GEMINI_API_KEY",
                 detail=detail,
-            )  # fmt: skip
+            )
         if status in (400, 413):
             reason = error.message if error is not None and error.message else "bad request"
             raise EngineFailure(
@@ -325,9 +331,10 @@ def _operation(response: httpx.Response) -> Operation:
         operation = Operation.model_validate_json(response.content)
     except ValidationError as exc:
         raise EngineFailure(
-            "service_error", "Veo answered with something that is not an operation",
+            "service_error",
+            "Veo answered with something that is not an operation",
             detail=f"{exc.error_count()} validation errors: {response.text[:500]}",
-        ) from None  # fmt: skip
+        ) from None
     if not operation.done and not operation.name:
         raise EngineFailure("service_error", "Veo answered with an operation without a name")
     return operation
@@ -357,9 +364,10 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 def _transport_failure(exc: httpx.TransportError) -> EngineFailure:
     return EngineFailure(
-        "service_unavailable", "the Gemini API could not be reached",
+        "service_unavailable",
+        "the Gemini API could not be reached",
         detail=f"{type(exc).__name__}: {exc}",
-    )  # fmt: skip
+    )
 
 
 async def _save(response: httpx.Response, destination: Path, cancelled: threading.Event) -> None:
@@ -373,9 +381,10 @@ async def _save(response: httpx.Response, destination: Path, cancelled: threadin
             size += len(chunk)
             if size > MAX_VIDEO_BYTES:
                 raise EngineFailure(
-                    "generation_failed_no_content", "the video Veo returned is too large",
+                    "generation_failed_no_content",
+                    "the video Veo returned is too large",
                     detail=f"over {MAX_VIDEO_BYTES} bytes",
-                )  # fmt: skip
+                )
             handle.write(chunk)
     finally:
         handle.close()

@@ -27,16 +27,9 @@ from vidgate.engines.config import ConfigError
 from vidgate.engines.fonts import FontChain
 from vidgate.engines.preview_process import RenderProcesses
 from vidgate.engines.prompt_overlay import PromptOverlay, Wide
-from vidgate.media.video import (
-    FRAME_COUNT,
-    VideoWriter,
-    Yuv420,
-    ZoomableFrame,
-    fit_image,
-    frame_size,
-    rgb_to_yuv420,
-    yuv420_planes,
-)
+from vidgate.media.frames import Yuv420, fit_image, frame_size, rgb_to_yuv420, yuv420_planes
+from vidgate.media.video import FRAME_COUNT, VideoWriter
+from vidgate.media.zoom import ZoomableFrame
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +61,18 @@ class TitleScene:
     """A drifting colour field seeded by the prompt, with the prompt written over it."""
 
     def __init__(
-        self, prompt: str, width: int, height: int, *, frame_count: int = FRAME_COUNT,
-        fonts: FontChain | None = None, cancelled: Callable[[], bool] | None = None,
-    ) -> None:  # fmt: skip
-        self.width, self.height, self.frame_count = width, height, frame_count
+        self,
+        prompt: str,
+        width: int,
+        height: int,
+        *,
+        frame_count: int = FRAME_COUNT,
+        fonts: FontChain | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> None:
+        self.width = width
+        self.height = height
+        self.frame_count = frame_count
         rng = np.random.default_rng(prompt_seed(prompt))
         # The backdrop is a canvas larger than the frame; each frame is a crop of it, which moves
         # the picture for the price of a memory copy. Offsets stay even so chroma lines up.
@@ -134,10 +135,19 @@ class KenBurnsScene:
     """One image: the fitted image first, then a slow zoom that pans in a seeded direction."""
 
     def __init__(
-        self, image: Image.Image, width: int, height: int, *,
-        seed: int, frame_count: int = FRAME_COUNT, zoom: float = 1.12,
-    ) -> None:  # fmt: skip
-        self.width, self.height, self.frame_count, self.zoom = width, height, frame_count, zoom
+        self,
+        image: Image.Image,
+        width: int,
+        height: int,
+        *,
+        seed: int,
+        frame_count: int = FRAME_COUNT,
+        zoom: float = 1.12,
+    ) -> None:
+        self.width = width
+        self.height = height
+        self.frame_count = frame_count
+        self.zoom = zoom
         self._first = rgb_to_yuv420(fit_image(image, width, height))
         self._source = ZoomableFrame(self._first)
         angle = np.random.default_rng(seed).uniform(0, 2 * math.pi)
@@ -166,11 +176,21 @@ class CrossfadeScene:
     """
 
     def __init__(
-        self, first: Image.Image, last: Image.Image, width: int, height: int, *,
-        frame_count: int = FRAME_COUNT, zoom: float = 1.08, push: float = 0.3,
-    ) -> None:  # fmt: skip
-        self.width, self.height, self.frame_count = width, height, frame_count
-        self.zoom, self.push = zoom, push
+        self,
+        first: Image.Image,
+        last: Image.Image,
+        width: int,
+        height: int,
+        *,
+        frame_count: int = FRAME_COUNT,
+        zoom: float = 1.08,
+        push: float = 0.3,
+    ) -> None:
+        self.width = width
+        self.height = height
+        self.frame_count = frame_count
+        self.zoom = zoom
+        self.push = push
         self._first = rgb_to_yuv420(fit_image(first, width, height))
         self._last = rgb_to_yuv420(fit_image(last, width, height))
         self._sources = (ZoomableFrame(self._first), ZoomableFrame(self._last))

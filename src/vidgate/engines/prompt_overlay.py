@@ -13,8 +13,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from vidgate.engines.base import GenerationCancelled
 from vidgate.engines.fonts import FontChain, default_chain
-from vidgate.engines.text_layout import clusters, lay_out
-from vidgate.media.video import Yuv420, yuv420_planes
+from vidgate.engines.graphemes import clusters
+from vidgate.engines.text_layout import lay_out
+from vidgate.media.frames import Yuv420, yuv420_planes
 
 MAX_PROMPT_CHARS: Final = 1000
 LABEL: Final = "vidgate preview"

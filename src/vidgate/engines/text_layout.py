@@ -1,4 +1,4 @@
-"""Prompt layout in near-linear time: grapheme clusters, font runs, bidi order, wrapped lines.
+"""Prompt layout in near-linear time: font runs, wrapped lines, the largest size that fits.
 
 The old layout cut an over-long word by measuring every prefix, for every font size: quadratic
 in the word, 99 s for 1000 letters. Here each distinct word and cluster is measured once, at one
@@ -10,22 +10,17 @@ made one wider than its estimate. Work is bounded by a small multiple of the pro
 from __future__ import annotations
 
 import math
-import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
 from vidgate.engines.base import GenerationCancelled
+from vidgate.engines.bidi import bidi_levels, visual_order
+from vidgate.engines.graphemes import clusters
 
-# No real grapheme cluster is longer: an emoji ZWJ family is 7 code points, a letter with its
-# marks a handful. A longer one is a string of marks or joiners meant to make one glyph wider
-# than the frame or taller than the panel, and is cut into clusters of this length.
-MAX_CLUSTER: Final = 32
 ELLIPSIS: Final = "…"
-_ZWJ: Final = "\u200d"
 # Words of more clusters than this are cut by cluster estimates without a whole measurement.
 _LONG_WORD: Final = 48
-_VIRAMA: Final = 9  # the canonical combining class of Indic viramas (conjuncts join across them)
 
 
 class SizedFont(Protocol):
@@ -42,114 +37,6 @@ class Fonts(Protocol):
     def drawable(self, cluster: str, face: int) -> str: ...
 
     def font(self, face: int, size: int, basic: bool = False) -> SizedFont: ...
-
-
-def _extends(char: str) -> bool:
-    code = ord(char)
-    return (
-        unicodedata.category(char) in ("Mn", "Me", "Mc")
-        or 0x1F3FB <= code <= 0x1F3FF  # skin tones
-        or 0xE0020 <= code <= 0xE007F  # tag sequences (subdivision flags)
-        or code == 0x200C
-    )
-
-
-def _regional(char: str) -> bool:
-    return 0x1F1E6 <= ord(char) <= 0x1F1FF
-
-
-def clusters(text: str) -> list[str]:
-    """User-perceived characters (a simplified UAX #29): a base and its marks, joiners and
-    variation selectors, an emoji ZWJ sequence, a flag's pair, an Indic conjunct."""
-    out: list[str] = []
-    length, start = len(text), 0
-    while start < length:
-        end = start + 1
-        crlf = text[start] == "\r" and text[end : end + 1] == "\n"
-        if crlf or (_regional(text[start]) and end < length and _regional(text[end])):
-            end += 1  # a pair that stays together
-        while end < length and end - start < MAX_CLUSTER:
-            char = text[end]
-            if _extends(char):
-                end += 1
-            elif char == _ZWJ:
-                end += 1
-                if end < length and not text[end].isspace() and end - start < MAX_CLUSTER:
-                    end += 1
-            elif unicodedata.combining(text[end - 1]) == _VIRAMA and unicodedata.category(
-                char
-            ).startswith("L"):
-                end += 1
-            else:
-                break
-        out.append(text[start:end])
-        start = end
-    return out
-
-
-def _bidi_type(cluster: str) -> str:
-    kind = unicodedata.bidirectional(cluster[0])
-    if kind == "L":
-        return "L"
-    if kind in ("R", "AL"):
-        return "R"
-    if kind in ("EN", "AN"):
-        return "D"
-    return "N"
-
-
-def bidi_levels(parts: Sequence[str]) -> list[int]:
-    """Embedding levels per cluster, a simplified Unicode bidi algorithm (UAX #9, no explicit
-    embeddings): the paragraph's direction from its first strong letter, digits taking the
-    direction before them, neutrals their neighbours' when both agree, else the paragraph's.
-    Inside one run HarfBuzz and FriBiDi order and shape the characters; this orders the runs."""
-    kinds = [_bidi_type(part) for part in parts]
-    rtl_paragraph = next((kind == "R" for kind in kinds if kind in "LR"), False)
-    resolved: list[str] = []
-    last = "R" if rtl_paragraph else "L"
-    for kind in kinds:
-        if kind == "D":
-            kind = last
-        if kind in "LR":
-            last = kind
-        resolved.append(kind)
-    following = "R" if rtl_paragraph else "L"
-    after: list[str] = [following] * len(resolved)
-    for index in range(len(resolved) - 1, -1, -1):
-        after[index] = following
-        if resolved[index] in "LR":
-            following = resolved[index]
-    before = "R" if rtl_paragraph else "L"
-    levels: list[int] = []
-    paragraph = "R" if rtl_paragraph else "L"
-    for index, kind in enumerate(resolved):
-        if kind == "N":
-            kind = before if before == after[index] else paragraph
-        else:
-            before = kind
-        levels.append((1 if kind == "R" else 2) if rtl_paragraph else (1 if kind == "R" else 0))
-    return levels
-
-
-def visual_order(levels: Sequence[int]) -> list[int]:
-    """The indices of runs left to right (rule L2: reverse each level's stretches, top down)."""
-    order = list(range(len(levels)))
-    if not levels:
-        return order
-    odd = [level for level in levels if level % 2]
-    lowest = min(odd) if odd else max(levels) + 1
-    for level in range(max(levels), lowest - 1, -1):
-        index = 0
-        while index < len(order):
-            if levels[order[index]] >= level:
-                end = index
-                while end < len(order) and levels[order[end]] >= level:
-                    end += 1
-                order[index:end] = order[index:end][::-1]
-                index = end
-            else:
-                index += 1
-    return order
 
 
 @dataclass(frozen=True)
@@ -182,7 +69,8 @@ class Layout:
 
 def font_sizes(short: int) -> list[int]:
     """The sizes tried, largest first: from short/13 down by tenths to short/48."""
-    size, smallest = max(12, short // 13), max(12, short // 48)
+    size = max(12, short // 13)
+    smallest = max(12, short // 48)
     sizes = [size]
     while size > smallest:
         size = max(smallest, int(size * 0.9))
@@ -220,9 +108,11 @@ class _Typesetter:
     """Measures text, counting the work, and lays out paragraphs at a given size."""
 
     def __init__(self, fonts: Fonts, reference: int, cancelled: Callable[[], bool] | None) -> None:
-        self.fonts, self.reference = fonts, reference
+        self.fonts = fonts
+        self.reference = reference
         self.cancelled = cancelled
-        self.calls = self.chars = 0
+        self.calls = 0  # font measuring calls made, and the code points they measured
+        self.chars = 0
         self._words: dict[tuple[str, tuple[int, ...], tuple[int, ...]], float] = {}
         self._clusters: dict[tuple[str, int, bool], float] = {}
         self._exact: dict[tuple[int, int, int, int], list[Run]] = {}  # (paragraph, span, size)
@@ -246,7 +136,8 @@ class _Typesetter:
         runs: list[Run] = []
         index = start
         while index < end:
-            face, level = paragraph.faces[index], paragraph.levels[index]
+            face = paragraph.faces[index]
+            level = paragraph.levels[index]
             stop = index + 1
             while stop < end and paragraph.faces[stop] == face and paragraph.levels[stop] == level:
                 stop += 1
@@ -260,7 +151,8 @@ class _Typesetter:
         key = (id(paragraph), start, end, size)
         runs = self._exact.get(key)
         if runs is None:
-            runs = self._exact[key] = self.runs(paragraph, start, end, size)
+            runs = self.runs(paragraph, start, end, size)
+            self._exact[key] = runs
         return runs
 
     def word_width(self, paragraph: _Paragraph, start: int, end: int) -> float:
@@ -302,7 +194,9 @@ class _Typesetter:
             return [(0, 0)]
         while start < count:
             self.check()
-            end, width, full = start, 0.0, False
+            end = start
+            width = 0.0
+            full = False
             # The rest of a word cut on the line before is cut again, never measured whole:
             # measuring each remainder would make a long word quadratic again. A long word
             # goes by clusters from the start: it would be measured run by run for nothing.
@@ -337,7 +231,7 @@ class _Typesetter:
         """``end`` moved back until [start, end) measures within ``max_width``: to a space when
         the line has one, else in proportion to the excess. A single cluster always stays."""
         while True:
-            trimmed = self._trim(paragraph, start, end)
+            trimmed = self.trim(paragraph, start, end)
             width = sum(run.width for run in self.exact_runs(paragraph, start, trimmed, size))
             if width <= max_width or trimmed - start <= 1:
                 return end
@@ -349,13 +243,13 @@ class _Typesetter:
                 end = start + max(1, min(trimmed - start - 1, keep))
 
     @staticmethod
-    def _trim(paragraph: _Paragraph, start: int, end: int) -> int:
+    def trim(paragraph: _Paragraph, start: int, end: int) -> int:
         while end > start and paragraph.spaces[end - 1]:
             end -= 1
         return end
 
     def line(self, paragraph: _Paragraph, start: int, end: int, size: int, tail: str) -> Line:
-        trimmed = self._trim(paragraph, start, end)
+        trimmed = self.trim(paragraph, start, end)
         runs = list(self.exact_runs(paragraph, start, trimmed, size))
         if tail:
             face = paragraph.faces[trimmed - 1] if trimmed > start else 0
@@ -396,7 +290,9 @@ def lay_out(
 
     # Bisection on the estimates (fitting only gets easier as the size shrinks), then the
     # exact check from there down: one or two sizes measured line by line.
-    low, high = 0, len(sizes) - 1  # the answer is in sizes[low..high]
+    # The answer is in sizes[low..high].
+    low = 0
+    high = len(sizes) - 1
     while low < high:
         middle = (low + high) // 2
         if fits(sizes[middle], exact=False):
@@ -416,7 +312,7 @@ def lay_out(
         if not truncated:
             lines.append(setter.line(paragraph, start, end, size, ""))
             continue
-        cut = max(start, setter._trim(paragraph, start, end) - 2)
+        cut = max(start, setter.trim(paragraph, start, end) - 2)
         line = setter.line(paragraph, start, cut, size, ELLIPSIS)
         while line.width > max_width and cut > start:
             cut -= max(1, (cut - start) // 8)

@@ -106,9 +106,13 @@ class VeoEngine:
             raise ValueError("the veo engine needs an API key")
         self.model, self.poll_interval, self.typical_seconds = model, poll_interval, typical_seconds
         self._client = GeminiClient(
-            api_key, base_url=base_url, timeout=timeout, max_retries=max_retries,
-            backoff=backoff, transport=transport,
-        )  # fmt: skip
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff=backoff,
+            transport=transport,
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -136,8 +140,10 @@ class VeoEngine:
         uri = _video_uri(operation, task_id)
         logger.info(
             "task %s: Veo operation %s done in %.1f s",
-            task_id, operation.name, time.monotonic() - started,
-        )  # fmt: skip
+            task_id,
+            operation.name,
+            time.monotonic() - started,
+        )
 
         output.parent.mkdir(parents=True, exist_ok=True)
         download = output.with_name(f".{output.name}.{uuid.uuid4().hex}.download")
@@ -150,8 +156,9 @@ class VeoEngine:
         progress(1.0)
         logger.info(
             "task %s: Veo video stored%s",
-            task_id, " (re-encoded to the SPEC format)" if reencoded else "",
-        )  # fmt: skip
+            task_id,
+            " (re-encoded to the SPEC format)" if reencoded else "",
+        )
 
     async def _wait(
         self,
