@@ -21,7 +21,8 @@ from vidgate.engines.health import EngineHealth
 from vidgate.engines.preview import PreviewEngine
 from vidgate.engines.registry import ModelRegistry
 from vidgate.extras import require_extras
-from vidgate.media.egress import EgressPolicy, Resolver
+from vidgate.media.destination import Resolver
+from vidgate.media.egress import EgressPolicy
 from vidgate.media.files import FileStore, LocalFileStore, check_key
 from vidgate.media.scratch import ScratchSpace, private_dir
 from vidgate.media.signing import UrlSigner

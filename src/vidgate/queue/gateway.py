@@ -17,7 +17,7 @@ from pathlib import Path
 from vidgate.engines.registry import ModelRegistry
 from vidgate.errors import InvalidRequest, RequestTooLarge, StaleAttempt, TaskNotFound
 from vidgate.media.files import FileStore
-from vidgate.media.video import probe
+from vidgate.media.probe import probe
 from vidgate.store import task_rows
 from vidgate.tasks import lifecycle
 from vidgate.tasks.lifecycle import HandedBack
