@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from support import free_port
+from vidgate.billing.model import LedgerEntry
 from vidgate.errors import Unauthorized
 from vidgate.services import open_services
 from vidgate.settings import Settings
@@ -74,7 +75,7 @@ async def _key_works(data_dir: Path, key: str) -> bool:
     return True
 
 
-async def _ledger(data_dir: Path, account_id: str) -> list[ledger_rows.LedgerEntry]:
+async def _ledger(data_dir: Path, account_id: str) -> list[LedgerEntry]:
     services = await open_services(Settings(data_dir=data_dir, workers=0))
     try:
         async with services.db.read() as conn:

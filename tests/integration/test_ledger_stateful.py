@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from vidgate.auth.model import Principal
 from vidgate.errors import InsufficientCredits, InvalidRequest, TaskNotCancellable
 from vidgate.services import Services, open_services
 from vidgate.settings import Settings
 from vidgate.store import ledger_rows, task_rows
-from vidgate.store.account_rows import Principal
 from vidgate.tasks.model import Task, TaskStatus
 from vidgate.tasks.service import VideoRequest
 

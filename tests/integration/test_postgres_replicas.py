@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import func, select, text
 
 from support import ADMIN_KEY
+from vidgate.auth.model import Principal
 from vidgate.errors import InsufficientCredits
 from vidgate.services import Services, open_services
 from vidgate.settings import Settings
 from vidgate.store import ledger_rows
-from vidgate.store.account_rows import Principal
 from vidgate.store.notices import APPLICATION_NAME, notify
 from vidgate.store.tables import ledger_entries, tasks
 from vidgate.tasks.model import Task, TaskStatus

@@ -8,17 +8,12 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vidgate.auth.model import GroupLimits
+from vidgate.billing.model import cents_to_credits, credits_to_cents
 from vidgate.billing.pricing import price_for
 from vidgate.engines.registry import ModelSpec
-from vidgate.store.account_rows import GroupLimits
 from vidgate.tasks.lifecycle import next_progress
-from vidgate.tasks.model import (
-    TaskStatus,
-    cents_to_credits,
-    credits_to_cents,
-    is_task_id_shaped,
-    new_task_id,
-)
+from vidgate.tasks.model import TaskStatus, is_task_id_shaped, new_task_id
 
 ID_SHAPE = re.compile(r"task-unified-1757169743-[a-z0-9]{8}")
 

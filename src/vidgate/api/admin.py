@@ -12,8 +12,8 @@ from vidgate.api.credits import LedgerPage, ledger_page
 from vidgate.api.deps import AdminDep, ServicesDep
 from vidgate.api.keys import CreatedKeyOut, KeyCreate, KeyList, KeyOut, created_key_out, key_out
 from vidgate.api.security_headers import no_store
-from vidgate.store.account_rows import Account, GroupLimits
-from vidgate.tasks.model import cents_to_credits
+from vidgate.auth.model import Account, GroupLimits
+from vidgate.billing.model import cents_to_credits
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from vidgate.api.deps import PrincipalDep, ServicesDep
 from vidgate.billing.ledger import EntryPage
-from vidgate.tasks.model import cents_to_credits
+from vidgate.billing.model import cents_to_credits
 
 router = APIRouter(tags=["credits"])
 

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from vidgate.auth.accounts import require_admin
+from vidgate.auth.model import Principal
 from vidgate.errors import RateLimited
 from vidgate.services import Services
-from vidgate.store.account_rows import Principal
 
 
 def services_of(request: Request) -> Services:

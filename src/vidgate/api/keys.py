@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from vidgate.api.deps import PrincipalDep, ServicesDep
 from vidgate.api.security_headers import no_store
 from vidgate.auth.accounts import CreatedKey
-from vidgate.store.account_rows import KeyRecord
+from vidgate.auth.model import KeyRecord
 
 router = APIRouter(tags=["keys"])
 

@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field
 
 from vidgate.api.deps import AdminDep, ServicesDep, services_of
 from vidgate.api.security_headers import no_store
+from vidgate.auth.model import WorkerTokenRecord
 from vidgate.engines.base import TaskErrorCode
-from vidgate.store.worker_token_rows import WorkerTokenRecord
 from vidgate.tasks.model import Task
 
 router = APIRouter(prefix="/worker/v1", include_in_schema=False)

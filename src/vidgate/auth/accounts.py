@@ -12,12 +12,12 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.auth.keys import bearer_token, hash_key, make_key, new_id
+from vidgate.auth.model import Account, GroupLimits, KeyRecord, Principal
 from vidgate.billing.ledger import checked_cents
+from vidgate.billing.model import credits_to_cents
 from vidgate.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
 from vidgate.store import account_rows, ledger_rows
-from vidgate.store.account_rows import Account, GroupLimits, KeyRecord, Principal
 from vidgate.store.database import Database
-from vidgate.tasks.model import credits_to_cents
 
 log = logging.getLogger(__name__)
 

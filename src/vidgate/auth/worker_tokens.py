@@ -9,10 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vidgate.auth.keys import bearer_token, hash_key, new_id
+from vidgate.auth.model import WorkerTokenRecord
 from vidgate.errors import InvalidRequest, NotFound, Unauthorized
 from vidgate.store import worker_token_rows
 from vidgate.store.database import Database
-from vidgate.store.worker_token_rows import WorkerTokenRecord
 
 TOKEN_PREFIX = "wk-"  # noqa: S105 - a marker, not a secret
 VISIBLE_CHARS = 8

@@ -9,13 +9,12 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vidgate.auth.model import Principal
+from vidgate.billing.model import CreditSummary, LedgerEntry, credits_to_cents
 from vidgate.cursors import decode_cursor, encode_cursor
 from vidgate.errors import InvalidRequest, NotFound
 from vidgate.store import account_rows, ledger_rows
-from vidgate.store.account_rows import Principal
 from vidgate.store.database import Database
-from vidgate.store.ledger_rows import CreditSummary, LedgerEntry
-from vidgate.tasks.model import credits_to_cents
 
 MAX_PAGE = 100
 # Far above any real purse, far below where integer hundredths stop being exact (2^63).

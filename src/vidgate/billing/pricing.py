@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
+from vidgate.auth.model import GroupLimits
 from vidgate.engines.registry import ModelSpec
-from vidgate.store.account_rows import GroupLimits
 
 CENT = Decimal("0.01")
 

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from vidgate.billing.model import cents_to_credits
 from vidgate.cli.admin import AdminServices, JsonOption, emit, run
-from vidgate.tasks.model import cents_to_credits
 
 if TYPE_CHECKING:
-    from vidgate.store.account_rows import Account
+    from vidgate.auth.model import Account
 
 app = typer.Typer(help="Accounts and their credits.", no_args_is_help=True)
 

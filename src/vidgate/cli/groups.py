@@ -10,7 +10,7 @@ from rich.table import Table
 from vidgate.cli.admin import JsonOption, emit, run
 
 if TYPE_CHECKING:
-    from vidgate.store.account_rows import GroupLimits
+    from vidgate.auth.model import GroupLimits
 
 app = typer.Typer(help="User groups: price ratio and limits.", no_args_is_help=True)
 

@@ -11,7 +11,7 @@ from rich.table import Table
 from vidgate.cli.admin import JsonOption, emit, run, time_to_minute
 
 if TYPE_CHECKING:
-    from vidgate.store.account_rows import KeyRecord
+    from vidgate.auth.model import KeyRecord
 
 app = typer.Typer(help="API keys.", no_args_is_help=True)
 

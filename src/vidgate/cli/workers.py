@@ -10,7 +10,7 @@ from rich.table import Table
 from vidgate.cli.admin import JsonOption, emit, run, time_to_minute
 
 if TYPE_CHECKING:
-    from vidgate.store.worker_token_rows import WorkerTokenRecord
+    from vidgate.auth.model import WorkerTokenRecord
 
 app = typer.Typer(help="Remote workers and their tokens.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Worker tokens (wk-...).", no_args_is_help=True)

@@ -10,10 +10,9 @@ from pathlib import Path
 
 from vidgate.engines.registry import ModelRegistry
 from vidgate.media.files import FileStore
-from vidgate.store.task_rows import Heartbeat
 from vidgate.tasks import lifecycle
 from vidgate.tasks.lifecycle import Crashed, HandedBack
-from vidgate.tasks.model import Task
+from vidgate.tasks.model import Heartbeat, Task
 from vidgate.tasks.signals import TaskSignals
 from vidgate.tasks.transitions import TaskTransitions
 

@@ -26,8 +26,7 @@ import httpx
 
 from vidgate.engines.registry import ModelRegistry
 from vidgate.queue.worker import until_stopped
-from vidgate.store.task_rows import Heartbeat
-from vidgate.tasks.model import Task, TaskStatus
+from vidgate.tasks.model import Heartbeat, Task, TaskStatus
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,8 @@ from vidgate.engines.base import (
 )
 from vidgate.engines.health import ENGINE_FAULTS, EngineHealth
 from vidgate.engines.registry import ModelRegistry
-from vidgate.store.task_rows import Heartbeat
 from vidgate.tasks.lifecycle import CANCELLED, next_progress
-from vidgate.tasks.model import Task
+from vidgate.tasks.model import Heartbeat, Task
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -10,54 +9,10 @@ from sqlalchemy import Row, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vidgate.auth.model import Account, GroupLimits, KeyRecord, Principal
 from vidgate.errors import Conflict
 from vidgate.store.database import Conn, upsert_insert
 from vidgate.store.tables import accounts, api_keys, server_state, user_groups
-
-
-@dataclass(frozen=True)
-class GroupLimits:
-    """A user group's price ratio and limits; None means the server's default."""
-
-    name: str
-    price_ratio: Decimal = Decimal("1.0")
-    rate_limit_per_minute: int | None = None
-    max_active_tasks: int | None = None
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who a request is from: the account behind a valid, live API key."""
-
-    account_id: str
-    key_id: str
-    user_group: str
-    is_admin: bool
-    group: GroupLimits = GroupLimits("default")
-    key_last_used_at: float | None = None
-    key_expires_at: float | None = None
-
-
-@dataclass(frozen=True)
-class Account:
-    id: str
-    name: str
-    user_group: str
-    is_admin: bool
-    balance_cents: int
-    created_at: float
-
-
-@dataclass(frozen=True)
-class KeyRecord:
-    id: str
-    account_id: str
-    name: str
-    prefix: str
-    created_at: float
-    last_used_at: float | None
-    expires_at: float | None
-    revoked_at: float | None
 
 
 def _group(row: Any, name: str) -> GroupLimits:

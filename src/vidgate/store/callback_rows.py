@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, and_, case, func, insert, or_, select, update
@@ -10,36 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.store.notices import notify
 from vidgate.store.tables import accounts, callback_attempts, callbacks
-
-
-@dataclass(frozen=True)
-class Callback:
-    id: str
-    task_id: str
-    account_id: str
-    url: str
-    payload: str
-    status: str
-    attempts: int
-    next_attempt_at: float
-    lease_token: str | None = None
-
-
-@dataclass(frozen=True)
-class Attempt:
-    number: int
-    started_at: float
-    duration_ms: int
-    status_code: int | None
-    error: str | None
-    succeeded: bool
-
-
-@dataclass(frozen=True)
-class Secrets:
-    current: str | None
-    previous: str | None
-    previous_expires_at: float | None
+from vidgate.webhooks.model import Attempt, Callback, Secrets
 
 
 def _callback(row: Row[Any]) -> Callback:

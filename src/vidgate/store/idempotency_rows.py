@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vidgate.store.database import Conn
 from vidgate.store.tables import idempotency_keys
+from vidgate.tasks.model import IdempotencyRecord
 
 
-@dataclass(frozen=True)
-class KeyRecord:
-    fingerprint: str
-    status: str
-    response_status: int | None
-    response_body: str | None
-    locked_until: float | None
-
-
-async def find(conn: Conn, account_id: str, key: str, *, now: float) -> KeyRecord | None:
+async def find(conn: Conn, account_id: str, key: str, *, now: float) -> IdempotencyRecord | None:
     row = (
         await conn.execute(
             select(idempotency_keys).where(
@@ -34,7 +24,7 @@ async def find(conn: Conn, account_id: str, key: str, *, now: float) -> KeyRecor
     if row is None:
         return None
     m = row._mapping
-    return KeyRecord(
+    return IdempotencyRecord(
         m["fingerprint"], m["status"], m["response_status"], m["response_body"], m["locked_until"]
     )
 

@@ -7,12 +7,12 @@ row's CHECK (never negative) and the entries' UNIQUE (task, phase) are walls beh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import BigInteger, Row, bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vidgate.billing.model import CreditSummary, LedgerEntry, LedgerKind
 from vidgate.errors import InvalidRequest
 from vidgate.store.database import Conn
 from vidgate.store.tables import accounts, ledger_entries, tasks
@@ -20,28 +20,7 @@ from vidgate.store.tables import accounts, ledger_entries, tasks
 # The CHECK keeps balances >= 0; this keeps them far inside the exact range of 64-bit cents.
 MAX_BALANCE_CENTS = 10**13  # a hundred billion credits
 
-LedgerKind = Literal["topup", "reserve", "capture", "release", "adjustment"]
 _PHASE = {"reserve": "reserve", "capture": "settle", "release": "settle"}
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    id: int
-    account_id: str
-    kind: LedgerKind
-    amount_cents: int
-    credits_cents: int
-    balance_after_cents: int | None
-    task_id: str | None
-    reason: str | None
-    created_at: float
-
-
-@dataclass(frozen=True)
-class CreditSummary:
-    remaining_cents: int
-    reserved_cents: int
-    used_cents: int
 
 
 def _entry(row: Row[Any]) -> LedgerEntry:

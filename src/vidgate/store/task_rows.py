@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, Select, and_, bindparam, case, func, insert, or_, select, update
@@ -12,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vidgate.store.database import Conn
 from vidgate.store.notices import notify, notify_clause
 from vidgate.store.tables import tasks
-from vidgate.tasks.model import Task, TaskError, TaskStatus
+from vidgate.tasks.model import Heartbeat, Task, TaskError, TaskStatus
 
 
 def to_task(row: Row[Any]) -> Task:
@@ -177,14 +176,6 @@ async def claim_task(
         return None
     await notify(conn, "task", task_id)
     return to_task(row)
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    """What a worker learns when it reports: whether it still holds the task, and if cancelled."""
-
-    held: bool
-    cancel_requested: bool = False
 
 
 async def heartbeat(

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vidgate.auth.model import WorkerTokenRecord
 from vidgate.store.tables import worker_tokens
-
-
-@dataclass(frozen=True)
-class WorkerTokenRecord:
-    """A worker token as stored: never the token itself, only its hash and visible prefix."""
-
-    id: str
-    name: str
-    prefix: str
-    created_at: float
-    last_used_at: float | None
-    revoked_at: float | None
 
 
 def _record(row: Row[Any]) -> WorkerTokenRecord:

@@ -9,6 +9,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from vidgate.billing.model import cents_to_credits
+
 TASK_ID_PREFIX = "task-unified-"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -32,14 +34,6 @@ def new_task_id(created: int) -> str:
 
 def is_task_id_shaped(task_id: str) -> bool:
     return task_id.startswith(TASK_ID_PREFIX)
-
-
-def cents_to_credits(cents: int) -> Decimal:
-    return (Decimal(cents) / 100).quantize(Decimal("0.01"))
-
-
-def credits_to_cents(credits: Decimal | int | str) -> int:
-    return int((Decimal(str(credits)) * 100).to_integral_value())
 
 
 @dataclass(frozen=True)
@@ -88,3 +82,22 @@ class Task:
     @property
     def credits_reserved(self) -> Decimal:
         return cents_to_credits(self.credits_cents)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What a worker learns when it reports: whether it still holds the task, and if cancelled."""
+
+    held: bool
+    cancel_requested: bool = False
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """An Idempotency-Key as stored: the request's fingerprint and, once made, the answer."""
+
+    fingerprint: str
+    status: str
+    response_status: int | None
+    response_body: str | None
+    locked_until: float | None

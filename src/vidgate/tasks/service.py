@@ -10,7 +10,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vidgate.auth.model import Principal
 from vidgate.billing import charges
+from vidgate.billing.model import credits_to_cents
 from vidgate.billing.pricing import price_for
 from vidgate.cursors import decode_cursor, encode_cursor
 from vidgate.engines.registry import ModelRegistry, ModelSpec
@@ -25,19 +27,12 @@ from vidgate.errors import (
 from vidgate.media.egress import EgressPolicy
 from vidgate.media.files import FileStore
 from vidgate.store import idempotency_rows, task_queries, task_rows
-from vidgate.store.account_rows import Principal
 from vidgate.store.database import Database
 from vidgate.tasks import validation
 from vidgate.tasks.idempotency import Claim
 from vidgate.tasks.inputs import check_callback_url, fetch_images
 from vidgate.tasks.lifecycle import CancelRequested, NotCancellable
-from vidgate.tasks.model import (
-    Task,
-    TaskStatus,
-    credits_to_cents,
-    is_task_id_shaped,
-    new_task_id,
-)
+from vidgate.tasks.model import Task, TaskStatus, is_task_id_shaped, new_task_id
 from vidgate.tasks.presenter import TaskPresenter
 from vidgate.tasks.signals import TaskSignals
 from vidgate.tasks.transitions import TaskTransitions

@@ -23,10 +23,9 @@ from vidgate.engines.registry import ModelRegistry
 from vidgate.media.files import FileStore
 from vidgate.store import callback_rows, task_rows
 from vidgate.store.database import Database
-from vidgate.store.task_rows import Heartbeat
 from vidgate.tasks import lifecycle
 from vidgate.tasks.lifecycle import Decision, Event, FlagCancel, Limits, Requeue, Result
-from vidgate.tasks.model import Task
+from vidgate.tasks.model import Heartbeat, Task
 from vidgate.tasks.presenter import TaskPresenter
 from vidgate.tasks.signals import TaskSignals
 from vidgate.webhooks.signing import new_message_id

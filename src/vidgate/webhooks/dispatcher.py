@@ -20,8 +20,8 @@ import httpx
 from vidgate.errors import VidgateError
 from vidgate.media.egress import EgressPolicy
 from vidgate.store import callback_rows
-from vidgate.store.callback_rows import Attempt, Callback
 from vidgate.store.database import Database
+from vidgate.webhooks.model import Attempt, Callback
 from vidgate.webhooks.secret_store import WebhookSecrets
 from vidgate.webhooks.signing import signature_headers
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from vidgate.errors import Conflict
 from vidgate.store import callback_rows
-from vidgate.store.callback_rows import Attempt, Callback
 from vidgate.store.database import Database
 from vidgate.tasks.model import Task
+from vidgate.webhooks.model import Attempt, Callback
 
 
 @dataclass(frozen=True)
