@@ -218,10 +218,14 @@ def test_no_wait_then_tasks_wait_and_download(api: str, tmp_path: Path) -> None:
 
 
 def test_credits_json_has_remaining_and_used(api: str, tmp_path: Path) -> None:
-    balance = ClientCli(api, tmp_path).json("credits")
+    cli = ClientCli(api, tmp_path)
+    # A task of its own, so something is spent (or held) whichever tests ran before.
+    assert cli.run("generate", "A coin spinning on a table", "--no-wait").returncode == 0
+    balance = cli.json("credits")
 
     assert set(balance) == {"remaining", "used", "reserved"}
     assert balance["remaining"] + balance["used"] + balance["reserved"] == pytest.approx(500)
+    assert balance["used"] + balance["reserved"] > 0
     assert balance["remaining"] < 500
 
 
