@@ -183,7 +183,9 @@ class DownloadRetries:
             self.attempt = 0
         delay = self.policy.delay(self.attempt)
         if delay is None:
-            raise connection_error(exc) from exc
+            error = connection_error(exc)
+            error.attempts = self.attempt + 1
+            raise error from exc
         self.attempt += 1
         return delay
 
@@ -191,6 +193,7 @@ class DownloadRetries:
         """The pause after an error status; ``error`` itself unless it is worth another try."""
         delay = retry_pause(self.policy, Retry.SAFE, self.attempt, error)
         if delay is None:
+            error.attempts = self.attempt + 1
             raise error
         self.attempt += 1
         return delay
