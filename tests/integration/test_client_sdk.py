@@ -159,16 +159,38 @@ def sdk(scripted: ScriptedServer, sleeps: list[float]) -> Iterator[Client]:
 
 
 def test_public_names_are_pinned() -> None:
-    contract = set(
-        "Client AsyncClient Task TaskPage UploadedFile Credits VidgateError APIConnectionError "
-        "BadRequestError AuthenticationError InsufficientQuotaError PermissionDeniedError "
-        "NotFoundError ConflictError RequestTooLargeError RateLimitError InternalServerError "
-        "ServiceUnavailableError WaitTimeout WebhookVerificationError verify_webhook".split()
-    )
-    extras = set(
-        "APIStatusError APITimeoutError UnprocessableEntityError TaskError RetryPolicy "
-        "NOT_GIVEN USER_AGENT".split()
-    )
+    contract = {
+        "Client",
+        "AsyncClient",
+        "Task",
+        "TaskPage",
+        "UploadedFile",
+        "Credits",
+        "VidgateError",
+        "APIConnectionError",
+        "BadRequestError",
+        "AuthenticationError",
+        "InsufficientQuotaError",
+        "PermissionDeniedError",
+        "NotFoundError",
+        "ConflictError",
+        "RequestTooLargeError",
+        "RateLimitError",
+        "InternalServerError",
+        "ServiceUnavailableError",
+        "WaitTimeout",
+        "WebhookVerificationError",
+        "verify_webhook",
+    }
+    extras = {
+        "APIStatusError",
+        "APITimeoutError",
+        "UnprocessableEntityError",
+        "TaskError",
+        "RetryPolicy",
+        "NOT_GIVEN",
+        "USER_AGENT",
+    }
     assert set(vidgate.client.__all__) == contract | extras
     for name in vidgate.client.__all__:
         assert hasattr(vidgate.client, name)

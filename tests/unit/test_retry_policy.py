@@ -147,3 +147,13 @@ def test_which_statuses_are_retried() -> None:
 def test_a_nonsensical_policy_is_refused(options: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         RetryPolicy(**options)  # type: ignore[arg-type]
+
+
+def test_the_upstream_policy_retries_500_and_waits_out_a_long_retry_after() -> None:
+    policy = RetryPolicy.upstream(
+        max_retries=5, base_delay=1.0, max_delay=30.0, max_retry_after=60.0
+    )
+    assert policy.statuses == UPSTREAM_STATUSES
+    assert policy.retryable_status(500)
+    assert policy.delay(0, 3600.0) == 60.0
+    assert policy.delay(5, 1.0) is None

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import os
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
@@ -84,7 +83,7 @@ class Options:
         if max_retries is not None:
             if max_retries < 0:
                 raise VidgateError("max_retries must be 0 or more.")
-            policy = dataclasses.replace(policy, max_retries=max_retries)
+            policy = replace(policy, max_retries=max_retries)
         if policy.max_retries is None:
             # tasks.wait counts failed polls against it: an SDK call must end.
             raise VidgateError("The SDK's retry policy needs a max_retries.")

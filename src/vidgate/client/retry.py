@@ -109,6 +109,30 @@ class RetryPolicy:
         if not 0 <= self.max_retry_after <= RETRY_AFTER_CEILING:
             raise ValueError(f"max_retry_after must be between 0 and {RETRY_AFTER_CEILING:g}")
 
+    @classmethod
+    def upstream(
+        cls,
+        *,
+        max_retries: int | None,
+        base_delay: float,
+        max_delay: float,
+        max_retry_after: float,
+        rand: Callable[[], float] = random.random,
+    ) -> RetryPolicy:
+        """The policy toward a server vidgate calls on a task's behalf (an engine's provider,
+        the relay's upstream, the API a remote worker reports to): ``UPSTREAM_STATUSES`` are
+        retried, and a longer ``Retry-After`` is waited at ``max_retry_after``, since giving up
+        would fail a task that is already accepted (and maybe paid for upstream)."""
+        return cls(
+            max_retries=max_retries,
+            base_delay=base_delay,
+            max_delay=max_delay,
+            max_retry_after=max_retry_after,
+            clamp_retry_after=True,
+            statuses=UPSTREAM_STATUSES,
+            rand=rand,
+        )
+
     def retryable_status(self, status: int) -> bool:
         return status in self.statuses
 

@@ -15,7 +15,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from vidgate.client.retry import UPSTREAM_STATUSES, RetryPolicy, header_retry_after
+from vidgate.client.retry import RetryPolicy, header_retry_after
 from vidgate.engines.base import EngineFailure, EngineRefused, GenerationCancelled, TaskErrorCode
 from vidgate.engines.cancellation import sleep_unless_cancelled
 
@@ -157,13 +157,11 @@ class GeminiClient:
     ) -> None:
         self._key = api_key
         self.base_url = httpx.URL(base_url.rstrip("/") + "/")
-        self.retry = RetryPolicy(
+        self.retry = RetryPolicy.upstream(
             max_retries=max_retries,
             base_delay=min(backoff, MAX_BACKOFF),
             max_delay=MAX_BACKOFF,
             max_retry_after=MAX_RETRY_AFTER,
-            clamp_retry_after=True,
-            statuses=UPSTREAM_STATUSES,
             rand=rand,
         )
         self._client = httpx.AsyncClient(

@@ -16,7 +16,7 @@ import av.error
 import httpx
 
 from vidgate.client import AsyncClient, VidgateError
-from vidgate.client.retry import UPSTREAM_STATUSES, RetryPolicy
+from vidgate.client.retry import RetryPolicy
 from vidgate.engines.base import (
     EngineFailure,
     GenerationCancelled,
@@ -93,13 +93,11 @@ class RelayEngine:
         self.timeout = timeout
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
-        self.retry = RetryPolicy(
+        self.retry = RetryPolicy.upstream(
             max_retries=max_retries,
             base_delay=backoff,
             max_delay=max_backoff,
             max_retry_after=max_backoff,
-            clamp_retry_after=True,
-            statuses=UPSTREAM_STATUSES,
             rand=rand,
         )
         self._api_key = api_key

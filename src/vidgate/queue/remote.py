@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import httpx
 
-from vidgate.client.retry import UPSTREAM_STATUSES, RetryPolicy, header_retry_after
+from vidgate.client.retry import RetryPolicy, header_retry_after
 from vidgate.engines.registry import ModelRegistry
 from vidgate.queue.worker import until_stopped
 from vidgate.tasks.model import Heartbeat, Task, TaskStatus
@@ -35,13 +35,8 @@ API = "/worker/v1"
 CHUNK = 256 * 1024
 # No retry limit: a call is repeated until it gets through or the lease is given up (below).
 # A long Retry-After is shortened to the cap, so that the lease's own clock stays in charge.
-WORKER_RETRY: Final = RetryPolicy(
-    max_retries=None,
-    base_delay=0.5,
-    max_delay=15.0,
-    max_retry_after=15.0,
-    clamp_retry_after=True,
-    statuses=UPSTREAM_STATUSES,
+WORKER_RETRY: Final = RetryPolicy.upstream(
+    max_retries=None, base_delay=0.5, max_delay=15.0, max_retry_after=15.0
 )
 # A process that is stopping tries to hand its task back quickly, or not at all.
 HAND_BACK_RETRIES: Final = 2
