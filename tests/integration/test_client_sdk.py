@@ -29,6 +29,7 @@ from vidgate.client import (
     InternalServerError,
     NotFoundError,
     RateLimitError,
+    RetryPolicy,
     ServiceUnavailableError,
     Task,
     VidgateError,
@@ -159,16 +160,37 @@ def sdk(scripted: ScriptedServer, sleeps: list[float]) -> Iterator[Client]:
 
 def test_public_names_are_pinned() -> None:
     contract = {
-        "Client", "AsyncClient", "Task", "TaskPage", "UploadedFile", "Credits", "VidgateError",
-        "APIConnectionError", "BadRequestError", "AuthenticationError", "InsufficientQuotaError",
-        "PermissionDeniedError", "NotFoundError", "ConflictError", "RequestTooLargeError",
-        "RateLimitError", "InternalServerError", "ServiceUnavailableError", "WaitTimeout",
-        "WebhookVerificationError", "verify_webhook",
-    }  # fmt: skip
+        "Client",
+        "AsyncClient",
+        "Task",
+        "TaskPage",
+        "UploadedFile",
+        "Credits",
+        "VidgateError",
+        "APIConnectionError",
+        "BadRequestError",
+        "AuthenticationError",
+        "InsufficientQuotaError",
+        "PermissionDeniedError",
+        "NotFoundError",
+        "ConflictError",
+        "RequestTooLargeError",
+        "RateLimitError",
+        "InternalServerError",
+        "ServiceUnavailableError",
+        "WaitTimeout",
+        "WebhookVerificationError",
+        "verify_webhook",
+    }
     extras = {
-        "APIStatusError", "APITimeoutError", "UnprocessableEntityError", "TaskError",
-        "NOT_GIVEN", "USER_AGENT",
-    }  # fmt: skip
+        "APIStatusError",
+        "APITimeoutError",
+        "UnprocessableEntityError",
+        "TaskError",
+        "RetryPolicy",
+        "NOT_GIVEN",
+        "USER_AGENT",
+    }
     assert set(vidgate.client.__all__) == contract | extras
     for name in vidgate.client.__all__:
         assert hasattr(vidgate.client, name)
@@ -305,15 +327,16 @@ def test_retries_stop_after_max_retries_with_growing_jittered_backoff(
     scripted: ScriptedServer, sleeps: list[float]
 ) -> None:
     scripted.answer(Reply(502, b"bad gateway"))
-    sdk = Client(KEY, scripted.url, max_retries=3, sleep=sleeps.append)
+    draws = iter([0.0, 1.0, 0.5])
+    policy = RetryPolicy(rand=lambda: next(draws))
+    sdk = Client(KEY, scripted.url, max_retries=3, retry_policy=policy, sleep=sleeps.append)
     with sdk, pytest.raises(InternalServerError) as caught:
         sdk.tasks.get(TASK_ID)
     assert caught.value.status_code == 502
     assert caught.value.attempts == 4
     assert len(scripted.seen) == 4
-    assert len(sleeps) == 3
-    for attempt, pause in enumerate(sleeps):
-        assert 0.5 * 2**attempt * 0.75 <= pause <= 0.5 * 2**attempt
+    # Equal jitter: steps of 0.5, 1 and 2 s, each between half and all of its step.
+    assert sleeps == [0.25, 1.0, 1.5]
 
 
 def test_connection_errors_are_retried_then_raised(sleeps: list[float]) -> None:

@@ -7,7 +7,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from vidgate.engines.base import (
     GenerationContext,
     GenerationRequest,
 )
-from vidgate.engines.relay import RelayEngine
+from vidgate.engines.relay import MAX_VIDEO_BYTES, RelayEngine
 from vidgate.media.frames import fit_image
 from vidgate.media.probe import decode_frames, probe
 
@@ -310,8 +310,17 @@ def tiny_video(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return path.read_bytes()
 
 
+async def streamed(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), 4096):
+        yield data[start : start + 4096]
+
+
 def task_json(status: str, **extra: Any) -> httpx.Response:
     return httpx.Response(200, json={"id": "task-unified-1-upstream", "status": status, **extra})
+
+
+def done_task() -> httpx.Response:
+    return task_json("completed", progress=100, results=[RESULT])
 
 
 class Upstream:
@@ -320,7 +329,10 @@ class Upstream:
     def __init__(
         self, creates: list[httpx.Response | Exception], polls: list[httpx.Response], video: bytes
     ) -> None:
-        self.creates, self.polls, self.video = creates, polls, video
+        self.creates = creates
+        self.polls = polls
+        self.video = video
+        self.result_headers = {"Content-Length": str(len(video))}
         self.seen: list[httpx.Request] = []
         self.slept: list[float] = []
 
@@ -334,7 +346,8 @@ class Upstream:
         if request.url.path.startswith("/v1/tasks/"):
             return self.polls[min(len(self.polled) - 1, len(self.polls) - 1)]
         if str(request.url) == RESULT:
-            return httpx.Response(200, content=self.video)
+            # Streamed, as a server sends it: MockTransport reads a bytes body at once.
+            return httpx.Response(200, headers=self.result_headers, content=streamed(self.video))
         return httpx.Response(404)
 
     @property
@@ -350,9 +363,14 @@ class Upstream:
 
     def engine(self, **options: Any) -> RelayEngine:
         return RelayEngine(
-            UPSTREAM, "sk-mock", transport=httpx.MockTransport(self.handle), sleep=self.sleep,
-            poll_interval=0, backoff=0.01, **options,
-        )  # fmt: skip
+            UPSTREAM,
+            "sk-mock",
+            transport=httpx.MockTransport(self.handle),
+            sleep=self.sleep,
+            poll_interval=0,
+            backoff=0.01,
+            **options,
+        )
 
 
 async def run(upstream: Upstream, tmp_path: Path, **options: Any) -> Recorder:
@@ -383,8 +401,10 @@ async def test_a_429_is_retried_after_its_retry_after_with_the_same_idempotency_
     assert keys == {upstream.created[0].headers["Idempotency-Key"]}
     assert all(r.url.params["wait"] == "20" for r in upstream.polled)
     assert json.loads(upstream.created[0].content) == {
-        "model": "veo3.1-fast", "prompt": "a lighthouse at dusk", "aspect_ratio": "16:9",
-    }  # fmt: skip
+        "model": "veo3.1-fast",
+        "prompt": "a lighthouse at dusk",
+        "aspect_ratio": "16:9",
+    }
     assert recorder.values[0] == pytest.approx(0.5)
     assert recorder.values[-1] == 1.0
     assert (tmp_path / "out.mp4").read_bytes() == tiny_video
@@ -397,11 +417,32 @@ async def test_503s_and_refused_connections_until_the_retries_run_out_are_servic
         [httpx.ConnectError("refused"), httpx.Response(503)], [task_json("pending")], tiny_video
     )
     with pytest.raises(EngineFailure) as failure:
-        await run(upstream, tmp_path, max_retries=3)
+        await run(upstream, tmp_path, max_retries=3, rand=lambda: 1.0)
     assert failure.value.code == "service_unavailable"
+    assert failure.value.detail == "upstream create: HTTP 503 after 4 attempts"
     assert len(upstream.created) == 4
-    assert len(upstream.slept) == 3
-    assert upstream.slept == sorted(upstream.slept)  # the backoff grows
+    assert upstream.slept == [0.01, 0.02, 0.04]  # the backoff doubles (the jitter at its top)
+
+
+async def test_a_long_retry_after_is_waited_only_up_to_max_backoff(
+    tmp_path: Path, tiny_video: bytes
+) -> None:
+    limited = httpx.Response(503, headers={"Retry-After": "3600"})
+    upstream = Upstream([limited, task_json("pending")], [done_task()], tiny_video)
+    await run(upstream, tmp_path, max_backoff=5.0)
+    assert upstream.slept == [5.0]
+
+
+async def test_a_video_announced_past_the_size_limit_is_never_written(
+    tmp_path: Path, tiny_video: bytes
+) -> None:
+    upstream = Upstream([task_json("pending")], [done_task()], tiny_video)
+    upstream.result_headers = {"Content-Length": str(MAX_VIDEO_BYTES + 1)}
+    with pytest.raises(EngineFailure) as failure:
+        await run(upstream, tmp_path)
+    assert failure.value.code == "generation_failed_no_content"
+    assert "too large" in failure.value.message
+    assert names(tmp_path) == []
 
 
 @pytest.mark.parametrize(

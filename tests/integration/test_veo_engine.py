@@ -37,9 +37,13 @@ def gemini() -> Iterator[FakeGemini]:
 
 def make_engine(base_url: str, *, max_retries: int = 5, backoff: float = 0.01) -> VeoEngine:
     return VeoEngine(
-        API_KEY, base_url=base_url, poll_interval=0.02, typical_seconds=0.3,
-        max_retries=max_retries, backoff=backoff,
-    )  # fmt: skip
+        API_KEY,
+        base_url=base_url,
+        poll_interval=0.02,
+        typical_seconds=0.3,
+        max_retries=max_retries,
+        backoff=backoff,
+    )
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """The vidgate Python SDK: ``Client`` and ``AsyncClient`` for vidgate and evolink's own API.
 
-Needs only httpx and pydantic: nothing here imports the server.
+Needs only httpx and pydantic: nothing here imports the server (the server imports
+``vidgate.client.retry``, the retry policy everything in vidgate shares).
 
     from vidgate.client import Client
 
@@ -35,6 +36,7 @@ from vidgate.client.errors import (
     WaitTimeout,
     WebhookVerificationError,
 )
+from vidgate.client.retry import RetryPolicy
 from vidgate.client.types import Credits, Task, TaskError, TaskPage, UploadedFile
 from vidgate.client.webhooks import verify_webhook
 
@@ -56,6 +58,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTooLargeError",
+    "RetryPolicy",
     "ServiceUnavailableError",
     "Task",
     "TaskError",

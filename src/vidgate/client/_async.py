@@ -13,30 +13,33 @@ from typing import Any
 
 import httpx
 
-from vidgate.client._download import ProgressCallback, Step, Transfer, target_path
+from vidgate.client._download import (
+    DownloadRetries,
+    ProgressCallback,
+    Step,
+    Transfer,
+    target_path,
+)
 from vidgate.client._http import (
-    DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     NOT_GIVEN,
     USER_AGENT,
     NotGiven,
     Options,
     Retry,
-    backoff,
     connection_error,
     drop_none,
     generation_body,
     idempotency_header,
     missing_video,
     parse,
-    retry_delay,
-    status_retryable,
+    retry_pause,
+    retryable,
     task_path,
     upload_missing,
     upload_parts,
-    wait_transient,
 )
-from vidgate.client._wait import Pacer
+from vidgate.client._wait import Pacer, wait_params
 from vidgate.client.errors import (
     APIStatusError,
     ConflictError,
@@ -44,6 +47,7 @@ from vidgate.client.errors import (
     WaitTimeout,
     error_from_response,
 )
+from vidgate.client.retry import RetryPolicy, header_retry_after
 from vidgate.client.types import Credits, Task, TaskPage, UploadedFile
 
 ImageSource = str | os.PathLike[str] | bytes
@@ -53,8 +57,9 @@ class AsyncClient:
     """An asyncio vidgate (or evolink) API client. ``api_key`` and ``base_url`` default to the
     ``VIDGATE_API_KEY`` and ``VIDGATE_BASE_URL`` environment variables.
 
-    ``http_client`` lets you bring your own ``httpx.AsyncClient`` (proxies, TLS); ``sleep`` replaces
-    ``asyncio.sleep`` for every pause (retries and polling).
+    ``http_client`` lets you bring your own ``httpx.AsyncClient`` (proxies, TLS, a transport);
+    ``sleep`` replaces ``asyncio.sleep`` for every pause (retries and polling). ``retry_policy``
+    says how to retry (default ``RetryPolicy()``); ``max_retries``, when given, overrides its.
     """
 
     def __init__(
@@ -63,11 +68,12 @@ class AsyncClient:
         base_url: str | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
         http_client: httpx.AsyncClient | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
-        self._options = Options.resolve(api_key, base_url, timeout, max_retries)
+        self._options = Options.resolve(api_key, base_url, timeout, max_retries, retry_policy)
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
         self._sleep = sleep or asyncio.sleep
@@ -82,6 +88,10 @@ class AsyncClient:
     @property
     def max_retries(self) -> int:
         return self._options.max_retries
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._options.retry
 
     async def close(self) -> None:
         if self._owns_http:
@@ -126,18 +136,16 @@ class AsyncClient:
                 )
             except httpx.TransportError as exc:
                 error: VidgateError = connection_error(exc)
-                delay = retry_delay(attempt) if retry is not Retry.NEVER else None
-                cause: BaseException = exc
+                cause: BaseException | None = exc
             else:
                 if response.is_success:
                     return response
                 error = error_from_response(response)
-                retryable = isinstance(error, APIStatusError) and status_retryable(retry, error)
-                delay = retry_delay(attempt, response.headers) if retryable else None
-                cause = error
+                cause = None
             error.attempts = attempt + 1
-            if delay is None or attempt >= options.max_retries:
-                raise error from (cause if cause is not error else None)
+            delay = retry_pause(options.retry, retry, attempt, error)
+            if delay is None:
+                raise error from cause
             await self._sleep(delay)
             attempt += 1
 
@@ -147,43 +155,31 @@ class AsyncClient:
         path: str | os.PathLike[str],
         *,
         on_progress: ProgressCallback | None = None,
+        max_bytes: int | None = None,
     ) -> Path:
         """Save a task's video (or any result URL) to ``path`` (a file, or a directory to put
-        it in), resuming an interrupted transfer; ``on_progress(done, total)`` as it goes."""
+        it in), resuming an interrupted transfer; ``on_progress(done, total)`` as it goes. A
+        file larger than ``max_bytes`` raises VidgateError ``download_too_large``."""
         url, fallback = await self._video_url(task_or_url)
         url = self._options.url(url)
-        transfer = Transfer(url, target_path(path, url, fallback))
-        attempt = 0
+        transfer = Transfer(url, target_path(path, url, fallback), max_bytes)
+        retries = DownloadRetries(self._options.retry, transfer)
         while True:
-            before = transfer.offset()
+            retries.begin()
             try:
                 step = await self._transfer(transfer, on_progress)
             except httpx.TransportError as exc:
-                if transfer.offset() > before:
-                    attempt = 0  # it moved forward: only failures in a row count
-                if attempt >= self._options.max_retries:
-                    raise connection_error(exc) from exc
-                await self._sleep(backoff(attempt))
-                attempt += 1
+                await self._sleep(retries.after_cut(exc))
                 continue
             except APIStatusError as error:
-                delay = retry_delay(attempt, error.headers)
-                if not status_retryable(Retry.SAFE, error) or delay is None:
-                    raise
-                if attempt >= self._options.max_retries:
-                    raise
-                await self._sleep(delay)
-                attempt += 1
+                await self._sleep(retries.after_status(error))
                 continue
             if step is Step.RESTART:
-                transfer.discard()
-                if attempt >= self._options.max_retries:
-                    raise VidgateError("The server keeps answering the wrong byte range.")
-                attempt += 1
-                continue
-            if step is Step.DONE or transfer.complete():
+                retries.restart()
+            elif step is Step.DONE or transfer.complete():
                 return transfer.finish()
-            attempt = 0 if transfer.offset() > before else attempt + 1
+            else:
+                retries.after_short_body()
 
     async def _transfer(self, transfer: Transfer, on_progress: ProgressCallback | None) -> Step:
         headers = {"User-Agent": USER_AGENT, **transfer.request_headers()}
@@ -194,16 +190,10 @@ class AsyncClient:
             if step is Step.ERROR:
                 await response.aread()
                 raise error_from_response(response)
-            if step is not Step.WRITE:
-                return step
-            if on_progress is not None:
-                await _call(on_progress, transfer.done, transfer.total)
-            with transfer.part.open(transfer.mode) as out:
-                async for chunk in response.aiter_raw():
-                    out.write(chunk)
-                    transfer.done += len(chunk)
-                    if on_progress is not None:
-                        await _call(on_progress, transfer.done, transfer.total)
+            if step is Step.WRITE:
+                step = await _write(transfer, response, on_progress)
+        if step is Step.TOO_LARGE:
+            raise transfer.too_large()
         return step
 
     async def _video_url(self, task_or_url: Task | str) -> tuple[str, str]:
@@ -264,8 +254,17 @@ class Tasks:
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
-    async def get(self, task_id: str) -> Task:
-        return parse(Task, await self._client.request("GET", task_path(task_id)))
+    async def get(self, task_id: str, *, wait: float | None = None) -> Task:
+        """The task; with ``wait``, a vidgate server holds the answer up to that many seconds
+        (at most its ``X-Vidgate-Wait-Max``) until the task changes. Others answer at once."""
+        client = self._client
+        response = await client.request(
+            "GET",
+            task_path(task_id),
+            params=wait_params(wait),
+            timeout=client._options.timeout + (wait or 0),
+        )
+        return parse(Task, response)
 
     async def list(
         self,
@@ -338,9 +337,10 @@ class Tasks:
                 )
             except VidgateError as error:
                 failures += 1
-                if not wait_transient(error) or failures > client.max_retries:
+                policy = client.retry_policy
+                if not retryable(policy, Retry.SAFE, error) or policy.exhausted(failures - 1):
                     raise
-                await client._sleep(pacer.backoff_after_error(_retry_after(error)))
+                await client._sleep(pacer.backoff_after_error(header_retry_after(error.headers)))
                 continue
             failures = 0
             current = parse(Task, response)
@@ -372,9 +372,21 @@ class Files:
         return parse(UploadedFile, response)
 
 
-def _retry_after(error: VidgateError) -> float | None:
-    value = getattr(error, "retry_after", None)
-    return value if isinstance(value, float) else None
+async def _write(
+    transfer: Transfer, response: httpx.Response, on_progress: ProgressCallback | None
+) -> Step:
+    """Stream the body into the part file; TOO_LARGE (nothing more written) past max_bytes."""
+    if on_progress is not None:
+        await _call(on_progress, transfer.done, transfer.total)
+    with transfer.part.open(transfer.mode) as out:
+        async for chunk in response.aiter_raw():
+            if transfer.over_limit(transfer.done + len(chunk)):
+                return Step.TOO_LARGE
+            out.write(chunk)
+            transfer.done += len(chunk)
+            if on_progress is not None:
+                await _call(on_progress, transfer.done, transfer.total)
+    return Step.WRITE
 
 
 async def _call(callback: Callable[..., object], *args: object) -> None:

@@ -1,4 +1,5 @@
-"""A resumable download into ``<path>.part``: what to ask for, how to read the answer, when done.
+"""A resumable download into ``<path>.part``: what to ask for, how to read the answer, when to
+try again, when done.
 
 An interrupted transfer resumes with ``Range: bytes=N-`` (N: the bytes already in the part
 file, also one left by an earlier process), guarded by ``If-Range`` once the file's validator
@@ -21,7 +22,9 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from vidgate.client.errors import VidgateError
+from vidgate.client._http import Retry, connection_error, retry_pause
+from vidgate.client.errors import APIStatusError, VidgateError
+from vidgate.client.retry import RetryPolicy
 
 CONTENT_RANGE: Final = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)", re.IGNORECASE)
 
@@ -37,6 +40,8 @@ class Step(enum.Enum):
     """The part file already holds the whole file."""
     ERROR = "error"
     """An error status: the caller raises it (or retries)."""
+    TOO_LARGE = "too_large"
+    """The file is larger than ``max_bytes``: the caller raises ``too_large()``."""
 
 
 def parse_content_range(value: str | None) -> tuple[int | None, int | None]:
@@ -62,6 +67,7 @@ def target_path(path: str | os.PathLike[str], url: str, fallback: str) -> Path:
 class Transfer:
     url: str
     path: Path
+    max_bytes: int | None = None
     total: int | None = None
     validator: str | None = None
     done: int = field(init=False, default=0)
@@ -96,16 +102,19 @@ class Transfer:
         offset = self.offset()
         self.validator = response.headers.get("etag") or response.headers.get("last-modified")
         if status == 200:
-            self.mode, self.done = "wb", 0
+            self.mode = "wb"
+            self.done = 0
             length = response.headers.get("content-length")
             self.total = int(length) if length and length.isdigit() else None
-            return Step.WRITE
+            return Step.TOO_LARGE if self.over_limit(self.total or 0) else Step.WRITE
         if status == 206:
             start, total = parse_content_range(response.headers.get("content-range"))
             if start != offset:
                 return Step.RESTART
-            self.mode, self.done, self.total = "ab", offset, total
-            return Step.WRITE
+            self.mode = "ab"
+            self.done = offset
+            self.total = total
+            return Step.TOO_LARGE if self.over_limit(self.total or 0) else Step.WRITE
         if status == 416 and offset:
             _, total = parse_content_range(response.headers.get("content-range"))
             if total is not None and total == offset:
@@ -114,10 +123,24 @@ class Transfer:
             return Step.RESTART
         return Step.ERROR
 
+    def over_limit(self, size: int) -> bool:
+        """True when a file of ``size`` bytes is more than the caller takes."""
+        return self.max_bytes is not None and size > self.max_bytes
+
+    def too_large(self) -> VidgateError:
+        """The error for a file past ``max_bytes``; the part file is dropped."""
+        self.discard()
+        return VidgateError(
+            f"The download is larger than the {self.max_bytes} bytes allowed.",
+            code="download_too_large",
+        )
+
     def discard(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.part.unlink()
-        self.done, self.total, self.validator = 0, None, None
+        self.done = 0
+        self.total = None
+        self.validator = None
 
     def complete(self) -> bool:
         """True when the part file holds the whole file; False when more is to come. Raises
@@ -136,3 +159,58 @@ class Transfer:
     def finish(self) -> Path:
         self.part.replace(self.path)
         return self.path
+
+
+@dataclass
+class DownloadRetries:
+    """When a download tries again and after what pause: failures in a row count against the
+    retry policy, and a try that moved the part file forward starts the count again."""
+
+    policy: RetryPolicy
+    transfer: Transfer
+    attempt: int = 0
+    before: int = 0
+
+    def begin(self) -> None:
+        self.before = self.transfer.offset()
+
+    def _moved(self) -> bool:
+        return self.transfer.offset() > self.before
+
+    def after_cut(self, exc: httpx.TransportError) -> float:
+        """The pause after a broken connection; APIConnectionError once the retries are up."""
+        if self._moved():
+            self.attempt = 0
+        delay = self.policy.delay(self.attempt)
+        if delay is None:
+            error = connection_error(exc)
+            error.attempts = self.attempt + 1
+            raise error from exc
+        self.attempt += 1
+        return delay
+
+    def after_status(self, error: APIStatusError) -> float:
+        """The pause after an error status; ``error`` itself unless it is worth another try."""
+        delay = retry_pause(self.policy, Retry.SAFE, self.attempt, error)
+        if delay is None:
+            error.attempts = self.attempt + 1
+            raise error
+        self.attempt += 1
+        return delay
+
+    def restart(self) -> None:
+        """Drop the part file to ask for the whole file again (at once)."""
+        self.transfer.discard()
+        self._count("The server keeps answering the wrong byte range.")
+
+    def after_short_body(self) -> None:
+        """The body ended before the announced size: resume at once."""
+        if self._moved():
+            self.attempt = 0
+        else:
+            self._count("The server keeps ending the download early.")
+
+    def _count(self, message: str) -> None:
+        if self.policy.exhausted(self.attempt):
+            raise VidgateError(message)
+        self.attempt += 1

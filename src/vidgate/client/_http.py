@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import enum
 import os
-import random
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
@@ -20,25 +19,15 @@ from vidgate.client.errors import (
     APIStatusError,
     APITimeoutError,
     NotFoundError,
-    RateLimitError,
-    ServiceUnavailableError,
     VidgateError,
-    parse_retry_after,
 )
+from vidgate.client.retry import RetryPolicy, header_retry_after
 from vidgate.client.types import Task
 
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_BASE_URL: Final = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT: Final = 60.0
-DEFAULT_MAX_RETRIES: Final = 3
-# Backoff: 0.5 s, 1 s, 2 s, 4 s, 8 s..., each shortened by up to a quarter at random (jitter).
-INITIAL_BACKOFF: Final = 0.5
-MAX_BACKOFF: Final = 8.0
-JITTER: Final = 0.25
-# A server asking for a longer pause than this gets the error back instead of a silent hang.
-MAX_RETRY_AFTER: Final = 60.0
-RETRY_STATUSES: Final = frozenset({408, 429, 502, 503, 504})
 
 
 def _version() -> str:
@@ -57,7 +46,7 @@ class Retry(enum.Enum):
     NEVER = "never"
     """A create without an Idempotency-Key: a second send could make a second task."""
     SAFE = "safe"
-    """Reads, cancels, uploads, keyed creates: connection errors and 408/429/502/503/504."""
+    """Reads, cancels, uploads, keyed creates: connection errors and the policy's statuses."""
     KEYED_CREATE = "keyed_create"
     """As SAFE, and 409 ``idempotency_conflict`` (the first send is still being handled)."""
 
@@ -69,7 +58,7 @@ class Options:
     api_key: str
     base_url: str
     timeout: float
-    max_retries: int
+    retry: RetryPolicy
     headers: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -78,9 +67,11 @@ class Options:
         api_key: str | None,
         base_url: str | None,
         timeout: float,
-        max_retries: int,
+        max_retries: int | None,
+        retry_policy: RetryPolicy | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Options:
+        """``max_retries``, when given, overrides the policy's (default: ``RetryPolicy()``)."""
         env = os.environ if environ is None else environ
         key = api_key or env.get("VIDGATE_API_KEY")
         if not key:
@@ -88,14 +79,24 @@ class Options:
                 "No API key: pass api_key=... or set VIDGATE_API_KEY.", code="missing_api_key"
             )
         url = (base_url or env.get("VIDGATE_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        if max_retries < 0:
-            raise VidgateError("max_retries must be 0 or more.")
+        policy = retry_policy or RetryPolicy()
+        if max_retries is not None:
+            if max_retries < 0:
+                raise VidgateError("max_retries must be 0 or more.")
+            policy = replace(policy, max_retries=max_retries)
+        if policy.max_retries is None:
+            # tasks.wait counts failed polls against it: an SDK call must end.
+            raise VidgateError("The SDK's retry policy needs a max_retries.")
         headers = {
             "Authorization": f"Bearer {key}",
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
         }
-        return cls(key, url, timeout, max_retries, headers)
+        return cls(key, url, timeout, policy, headers)
+
+    @property
+    def max_retries(self) -> int:
+        return self.retry.max_retries or 0  # never None: resolve() refuses that
 
     def url(self, path_or_url: str) -> str:
         if "://" in path_or_url:
@@ -103,27 +104,25 @@ class Options:
         return self.base_url + "/" + path_or_url.lstrip("/")
 
 
-def backoff(attempt: int, rand: Callable[[], float] = random.random) -> float:
-    """Seconds before retry number ``attempt + 1``: exponential, capped, jittered downwards."""
-    base: float = min(INITIAL_BACKOFF * 2.0**attempt, MAX_BACKOFF)
-    return base * (1 - JITTER * rand())
-
-
-def retry_delay(attempt: int, headers: Mapping[str, str] | None = None) -> float | None:
-    """The pause before the next try: the server's ``Retry-After`` when it gave one (None when
-    it asks for more than MAX_RETRY_AFTER: then the caller gets the error), else backoff."""
-    after = parse_retry_after(headers) if headers is not None else None
-    if after is None:
-        return backoff(attempt)
-    return after if after <= MAX_RETRY_AFTER else None
-
-
-def status_retryable(rule: Retry, error: APIStatusError) -> bool:
+def retryable(policy: RetryPolicy, rule: Retry, error: VidgateError) -> bool:
+    """Whether ``error`` (no answer, or an error status) may be followed by another send."""
     if rule is Retry.NEVER:
         return False
-    if error.status_code in RETRY_STATUSES:
+    if isinstance(error, APIConnectionError):
+        return True
+    if error.status_code is not None and policy.retryable_status(error.status_code):
         return True
     return rule is Retry.KEYED_CREATE and error.code == "idempotency_conflict"
+
+
+def retry_pause(
+    policy: RetryPolicy, rule: Retry, attempt: int, error: VidgateError
+) -> float | None:
+    """The pause before resending after try number ``attempt`` (from 0) failed with ``error``;
+    None when it is not to be resent."""
+    if not retryable(policy, rule, error):
+        return None
+    return policy.delay(attempt, header_retry_after(error.headers))
 
 
 def connection_error(exc: httpx.TransportError) -> APIConnectionError:
@@ -160,7 +159,8 @@ def upload_parts(
     The file is read once, so a retried upload sends the same bytes (images are at most
     10 MB)."""
     if isinstance(source, bytes):
-        data, name = source, filename
+        data = source
+        name = filename
     else:
         with open(source, "rb") as handle:  # noqa: PTH123 - str or PathLike alike
             data = handle.read()
@@ -228,14 +228,6 @@ def parse(model: type[M], response: httpx.Response) -> M:
 
 def task_path(task_id: str, suffix: str = "") -> str:
     return f"/v1/tasks/{quote(task_id, safe='')}{suffix}"
-
-
-WAIT_TRANSIENT: Final = (APIConnectionError, RateLimitError, ServiceUnavailableError)
-
-
-def wait_transient(error: VidgateError) -> bool:
-    """A poll failure ``tasks.wait`` rides out (after the request's own retries)."""
-    return isinstance(error, WAIT_TRANSIENT) or error.status_code in RETRY_STATUSES
 
 
 def upload_missing(error: APIStatusError) -> APIStatusError:

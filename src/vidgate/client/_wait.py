@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from vidgate.client.errors import parse_retry_after
+from vidgate.client.retry import header_retry_after
 from vidgate.client.types import Task
 
 WAIT_MAX_HEADER: Final = "x-vidgate-wait-max"
@@ -24,6 +24,11 @@ MAX_POLL_INTERVAL: Final = 10.0
 GROWTH: Final = 1.5
 # A long-poll shorter than this is not worth holding a request open for.
 MIN_LONG_POLL: Final = 0.5
+
+
+def wait_params(hold: float | None) -> dict[str, str]:
+    """The query of a poll the server may hold ``hold`` seconds (none for a plain poll)."""
+    return {"wait": f"{hold:g}"} if hold else {}
 
 
 @dataclass
@@ -61,7 +66,7 @@ class Pacer:
         return hold if hold >= MIN_LONG_POLL else 0.0
 
     def params(self, hold: float) -> dict[str, str]:
-        return {"wait": f"{hold:g}"} if hold else {}
+        return wait_params(hold)
 
     def observe(self, task: Task, headers: Mapping[str, str]) -> bool:
         """Record an answer; True when the task changed (status or progress) since the last."""
@@ -73,7 +78,8 @@ class Pacer:
                 self.long_poll_max = None
         state = (task.status, task.progress)
         changed = state != self.seen
-        self.seen, self.last = state, task
+        self.seen = state
+        self.last = task
         if changed:
             self.interval = self.poll_interval
         else:
@@ -85,7 +91,7 @@ class Pacer:
     ) -> float:
         """Seconds to sleep before the next poll. A held long-poll already counts as waiting."""
         pause = max(0.0, self.interval - elapsed) if held else self.interval
-        after = parse_retry_after(headers) if headers is not None else None
+        after = header_retry_after(headers) if headers is not None else None
         if after is not None:
             pause = max(pause, after)
         left = self.remaining()

@@ -25,13 +25,13 @@ as the server's envelope ``{"error": {"code", "message", "type", "param"}}`` gav
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import json
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
+
+from vidgate.client.retry import header_retry_after
 
 if TYPE_CHECKING:
     from vidgate.client.types import Task
@@ -117,7 +117,7 @@ class _RetryAfter(APIStatusError):
     @property
     def retry_after(self) -> float | None:
         """Seconds the server asked to wait (its ``Retry-After``), if it said."""
-        return parse_retry_after(self.headers)
+        return header_retry_after(self.headers)
 
 
 class RateLimitError(_RetryAfter):
@@ -157,18 +157,6 @@ STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     500: InternalServerError,
     503: ServiceUnavailableError,
 }
-
-
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """``Retry-After`` in seconds (a number or an HTTP date), never negative; None if absent."""
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), "").strip()
-    if not value:
-        return None
-    with contextlib.suppress(ValueError):
-        return max(0.0, float(value))
-    with contextlib.suppress(TypeError, ValueError):
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    return None
 
 
 def _envelope(content: bytes) -> dict[str, Any] | None:

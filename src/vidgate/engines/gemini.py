@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import random
 import re
 import threading
-import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, TypeVar
 
@@ -18,7 +15,9 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from vidgate.client.retry import RetryPolicy, header_retry_after
 from vidgate.engines.base import EngineFailure, EngineRefused, GenerationCancelled, TaskErrorCode
+from vidgate.engines.cancellation import sleep_unless_cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -26,11 +25,9 @@ T = TypeVar("T")
 
 MAX_VIDEO_BYTES: Final = 1 << 30
 MAX_REDIRECTS: Final = 5
-# A Retry-After longer than this is not honoured as is: the task's own deadline is the limit.
-MAX_RETRY_AFTER: Final = 60.0
 MAX_BACKOFF: Final = 30.0
-# How often a wait looks at the cancellation flag (a threading.Event cannot be awaited).
-CANCEL_CHECK_SECONDS: Final = 0.05
+# A longer Retry-After is shortened to this, not given up on: the task's own deadline is the limit.
+MAX_RETRY_AFTER: Final = 60.0
 _OPERATION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/]*")
 # Errors raised before a request left this machine: retrying them cannot start a second job.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -121,23 +118,12 @@ class _ErrorBody(_Wire):
 
 
 class _Retry(Exception):
-    """A transient failure: worth another attempt, after ``delay`` seconds if the server said."""
+    """A transient failure: worth another attempt, after ``retry_after`` if the server said."""
 
-    def __init__(self, failure: EngineFailure, delay: float | None = None) -> None:
+    def __init__(self, failure: EngineFailure, retry_after: float | None = None) -> None:
         super().__init__(failure.message)
-        self.failure, self.delay = failure, delay
-
-
-async def sleep_unless_cancelled(seconds: float, cancelled: threading.Event) -> None:
-    """Sleep, raising GenerationCancelled as soon as ``cancelled`` is set."""
-    deadline = time.monotonic() + seconds
-    while True:
-        if cancelled.is_set():
-            raise GenerationCancelled
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return
-        await asyncio.sleep(min(remaining, CANCEL_CHECK_SECONDS))
+        self.failure = failure
+        self.retry_after = retry_after
 
 
 def operation_failure(error: Status) -> EngineFailure:
@@ -151,9 +137,11 @@ def operation_failure(error: Status) -> EngineFailure:
 class GeminiClient:
     """Calls the Gemini API with the key in a header, retrying what is transient.
 
-    429, 5xx, timeouts and connection errors are retried ``max_retries`` times with exponential
-    backoff (or the server's ``Retry-After``); anything else fails at once. The key goes only to
-    the base URL's origin, and is never put in a message or a log line.
+    Timeouts, connection errors and the shared policy's upstream statuses (408, 425, 429, 500,
+    502-504) are retried ``max_retries`` times with backoff from ``backoff`` seconds up to
+    MAX_BACKOFF, or after the server's ``Retry-After`` (up to MAX_RETRY_AFTER); anything else
+    fails at once. The key goes only to the base URL's origin, and is never put in a message or
+    a log line.
     """
 
     def __init__(
@@ -165,10 +153,17 @@ class GeminiClient:
         max_retries: int,
         backoff: float,
         transport: httpx.AsyncBaseTransport | None = None,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self._key = api_key
         self.base_url = httpx.URL(base_url.rstrip("/") + "/")
-        self.max_retries, self.backoff = max_retries, backoff
+        self.retry = RetryPolicy.upstream(
+            max_retries=max_retries,
+            base_delay=min(backoff, MAX_BACKOFF),
+            max_delay=MAX_BACKOFF,
+            max_retry_after=MAX_RETRY_AFTER,
+            rand=rand,
+        )
         self._client = httpx.AsyncClient(
             timeout=timeout, transport=transport, trust_env=False, follow_redirects=False
         )
@@ -273,14 +268,9 @@ class GeminiClient:
             try:
                 return await once()
             except _Retry as retry:
-                if attempt >= self.max_retries:
-                    raise retry.failure from None
-                delay = retry.delay
+                delay = self.retry.delay(attempt, retry.retry_after)
                 if delay is None:
-                    # Full jitter: workers that failed together do not retry together.
-                    delay = min(MAX_BACKOFF, self.backoff * 2**attempt) * (
-                        0.5 + random.random() / 2
-                    )
+                    raise retry.failure from None
                 attempt += 1
                 logger.warning(
                     "task %s: Gemini %s failed (%s); retry %d of %d in %.2f s",
@@ -288,7 +278,7 @@ class GeminiClient:
                     what,
                     retry.failure.detail,
                     attempt,
-                    self.max_retries,
+                    self.retry.max_retries,
                     delay,
                 )
                 await sleep_unless_cancelled(delay, cancelled)
@@ -298,32 +288,35 @@ class GeminiClient:
         status = response.status_code
         if response.is_success:
             return response
-        error = _error_status(response)
-        detail = f"HTTP {status}"
-        if error is not None:
-            detail += f" {error.status}: {error.message}"
-        if status == 429:
-            raise _Retry(
-                EngineFailure("resource_exhausted", "Veo quota is exhausted", detail=detail),
-                _retry_after(response),
-            )
-        if status >= 500:
-            raise _Retry(
-                EngineFailure("service_unavailable", "Veo is unavailable", detail=detail),
-                _retry_after(response),
-            )
-        if status in (401, 403) or (error is not None and "API_KEY" in response.text):
-            raise EngineFailure(
-                "service_error",
-                "the Gemini API refused the API key; check GEMINI_API_KEY",
-                detail=detail,
-            )
-        if status in (400, 413):
-            reason = error.message if error is not None and error.message else "bad request"
-            raise EngineFailure(
-                "invalid_parameters", f"Veo refused the request: {reason}", detail=detail
-            )
-        raise EngineFailure("service_error", f"Veo answered HTTP {status}", detail=detail)
+        failure = _status_failure(response)
+        if self.retry.retryable_status(status):
+            raise _Retry(failure, header_retry_after(response.headers))
+        raise failure
+
+
+def _status_failure(response: httpx.Response) -> EngineFailure:
+    """What an error answer of the Gemini API means for the task."""
+    status = response.status_code
+    error = _error_status(response)
+    detail = f"HTTP {status}"
+    if error is not None:
+        detail += f" {error.status}: {error.message}"
+    if status == 429:
+        return EngineFailure("resource_exhausted", "Veo quota is exhausted", detail=detail)
+    if status >= 500:
+        return EngineFailure("service_unavailable", "Veo is unavailable", detail=detail)
+    if status in (401, 403) or (error is not None and "API_KEY" in response.text):
+        return EngineFailure(
+            "service_error",
+            "the Gemini API refused the API key; check GEMINI_API_KEY",
+            detail=detail,
+        )
+    if status in (400, 413):
+        reason = error.message if error is not None and error.message else "bad request"
+        return EngineFailure(
+            "invalid_parameters", f"Veo refused the request: {reason}", detail=detail
+        )
+    return EngineFailure("service_error", f"Veo answered HTTP {status}", detail=detail)
 
 
 def _operation(response: httpx.Response) -> Operation:
@@ -345,21 +338,6 @@ def _error_status(response: httpx.Response) -> Status | None:
         return _ErrorBody.model_validate_json(response.content).error
     except ValidationError:
         return None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return min(MAX_RETRY_AFTER, max(0.0, seconds))
 
 
 def _transport_failure(exc: httpx.TransportError) -> EngineFailure:

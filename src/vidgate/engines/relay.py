@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import email.utils
-import inspect
 import logging
 import random
 import secrets
@@ -13,50 +10,33 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Final, TypeVar, cast, get_args
-from urllib.parse import quote, urlsplit
+from typing import Final
 
 import av.error
 import httpx
-from pydantic import BaseModel, ValidationError
 
+from vidgate.client import AsyncClient, VidgateError
+from vidgate.client.retry import RetryPolicy
 from vidgate.engines.base import (
     EngineFailure,
-    EngineRefused,
     GenerationCancelled,
     GenerationContext,
     GenerationRequest,
-    TaskErrorCode,
 )
-from vidgate.media.video import probe
+from vidgate.engines.cancellation import sleep_unless_cancelled, until_cancelled
+from vidgate.engines.relay_upstream import UpstreamErrors
+from vidgate.media.probe import probe
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-TASK_ERROR_CODES: Final[frozenset[str]] = frozenset(get_args(TaskErrorCode))
 # A vidgate upstream refuses a longer long-poll (400), so the wait is clamped to its limit.
 MAX_POLL_WAIT: Final = 30.0
 # Progress stays below this until the video is stored here: the upstream finishing is not us.
 POLLING_CAP: Final = 0.9
 DOWNLOAD_CAP: Final = 0.94
 MAX_VIDEO_BYTES: Final = 2 * 1024**3
-RETRYABLE: Final = frozenset({408, 409, 425, 429})  # 409: the same create is still in flight
-
-
-class UpstreamError(BaseModel):
-    code: str = "unknown_error"
-    message: str = ""
-
-
-class UpstreamTask(BaseModel):
-    """The part of the evolink task object the relay reads (pydantic ignores the rest)."""
-
-    id: str
-    status: str
-    progress: float = 0
-    results: list[str] | None = None
-    error: UpstreamError | None = None
+# A cancel sent upstream is best effort: it does not hold up the end of the task here.
+CANCEL_SECONDS: Final = 10.0
 
 
 class _Progress:
@@ -73,61 +53,17 @@ class _Progress:
             self._report(fraction)
 
 
-async def _watch(cancelled: threading.Event) -> None:
-    # Another thread sets the event, which cannot wake this loop: it is looked at often instead.
-    while True:
-        if cancelled.is_set():
-            return
-        await asyncio.sleep(0.05)
-
-
-async def _unless_cancelled(work: Awaitable[T], cancelled: threading.Event) -> T:
-    """Await ``work``; stop it and raise ``GenerationCancelled`` as soon as ``cancelled`` is set."""
-    if cancelled.is_set():
-        if inspect.iscoroutine(work):
-            work.close()  # never started: closing it spares a "never awaited" warning
-        raise GenerationCancelled
-    job = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_watch(cancelled))
-    try:
-        await asyncio.wait({job, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for pending in (job, watcher):
-            pending.cancel()
-        # Let the cancelled request close its connection before going on.
-        await asyncio.gather(job, watcher, return_exceptions=True)
-    if job.done() and not job.cancelled():
-        return job.result()
-    raise GenerationCancelled
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    with contextlib.suppress(ValueError):
-        return max(0.0, float(value))
-    with contextlib.suppress(TypeError, ValueError):  # an HTTP date
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    return None
-
-
-def _error_message(response: httpx.Response) -> str:
-    """The upstream's own words from an evolink error envelope, else its status line."""
-    with contextlib.suppress(ValueError):
-        body = response.json()
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            message = body["error"].get("message")
-            if isinstance(message, str) and message:
-                return message[:500]
-    return f"HTTP {response.status_code} {response.reason_phrase}"
-
-
 class RelayEngine:
     """Makes each video on an upstream server of this same API, then stores the file here.
 
-    The create carries ``Idempotency-Key: vidgate-{task_id}``, so a retried create, or a retry
-    of the whole task after a crash, resumes the upstream task instead of paying for a second.
-    When the worker itself stops (``asyncio.CancelledError``) the upstream task is left running
-    for that retry; only a cancelled task cancels it upstream.
+    It talks to the upstream through the SDK (``vidgate.client.AsyncClient``) with the shared
+    retry policy: 408, 425, 429, 500, 502-504 and connection errors are retried with backoff, a
+    ``Retry-After`` is honoured up to ``max_backoff``. The create carries ``Idempotency-Key:
+    vidgate-{task_id}``, so a retried create, or a retry of the whole task after a crash,
+    resumes the upstream task instead of paying for a second. When the worker itself stops
+    (``asyncio.CancelledError``) the upstream task is left running for that retry; only a
+    cancelled task cancels it upstream. The key goes only to the upstream's API: the result is
+    downloaded without it (result links are signed, and may point at a CDN).
     """
 
     name = "relay"
@@ -148,255 +84,192 @@ class RelayEngine:
         poll_interval: float = 2.0,
         max_poll_interval: float = 15.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.upstream_model, self.image_url = upstream_model, image_url
+        self.upstream_model = upstream_model
+        self.image_url = image_url
         self.poll_wait = min(max(0.0, poll_wait), MAX_POLL_WAIT)
-        self.max_retries, self.timeout = max_retries, timeout
-        self.backoff, self.max_backoff = backoff, max_backoff
-        self.poll_interval, self.max_poll_interval = poll_interval, max_poll_interval
-        self._sleep, self._api_key = sleep, api_key
-        self._auth = {"Authorization": f"Bearer {api_key}"}
-        self._client = httpx.AsyncClient(
+        self.timeout = timeout
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.retry = RetryPolicy.upstream(
+            max_retries=max_retries,
+            base_delay=backoff,
+            max_delay=max_backoff,
+            max_retry_after=max_backoff,
+            rand=rand,
+        )
+        self._api_key = api_key
+        self._sleep = sleep
+        self._errors = UpstreamErrors(api_key, self.retry)
+        # One connection pool for every task. No proxy from the environment; no redirect of an
+        # API call is followed (with the key), downloads follow theirs (without it).
+        self._http = httpx.AsyncClient(
             transport=transport, timeout=timeout, trust_env=False, follow_redirects=False
         )
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._http.aclose()
+
+    def _upstream(self, task_id: str, cancelled: threading.Event | None) -> AsyncClient:
+        """An SDK client on the shared pool whose retry pauses end at ``cancelled`` (if any)."""
+
+        async def pause(seconds: float) -> None:
+            logger.warning("task %s: an upstream call failed; retry in %.2f s", task_id, seconds)
+            if cancelled is None:
+                await self._sleep(seconds)
+            else:
+                await sleep_unless_cancelled(seconds, cancelled, sleep=self._sleep)
+
+        return AsyncClient(
+            self._api_key,
+            self.base_url,
+            timeout=self.timeout,
+            retry_policy=self.retry,
+            http_client=self._http,
+            sleep=pause,
+        )
 
     async def generate(
         self, request: GenerationRequest, output: Path, context: GenerationContext
     ) -> None:
-        task_id, progress = request.task_id, _Progress(context.progress)
-        upstream_id = await self._create(task_id, self._body(request), context)
+        task_id = request.task_id
+        progress = _Progress(context.progress)
+        upstream = self._upstream(task_id, context.cancelled)
+        upstream_id = await self._create(upstream, request)
         logger.info("task %s: relayed as upstream task %s", task_id, upstream_id)
         try:
-            result_url = await self._wait_for_result(task_id, upstream_id, context, progress)
+            result_url = await self._wait_for_result(
+                upstream, task_id, upstream_id, context, progress
+            )
         except GenerationCancelled:
             await self._cancel_upstream(task_id, upstream_id)
             raise
-        await self._store(task_id, result_url, output, context, progress)
+        await self._store(upstream, result_url, output, context, progress)
         progress(1.0)
         logger.info("task %s: stored the video of upstream task %s", task_id, upstream_id)
 
-    def _body(self, request: GenerationRequest) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.upstream_model, "prompt": request.prompt}
-        body["aspect_ratio"] = request.aspect_ratio
-        if request.images:
-            if self.image_url is None:
-                raise EngineFailure(
-                    "invalid_parameters", "This model relays to another server, which fetches "
-                    "images by URL: the operator must set VIDGATE_PUBLIC_URL for image tasks.",
-                    detail="relay engine built without image_url",
-                )  # fmt: skip
-            body["image_urls"] = [self.image_url(path) for path in request.images]
-        return body
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "[api key]") if self._api_key else text
-
-    async def _send(
-        self,
-        task_id: str,
-        what: str,
-        call: Callable[[], Awaitable[httpx.Response]],
-        context: GenerationContext,
-        *,
-        interruptible: bool = True,
-    ) -> httpx.Response:
-        """``call`` until it answers other than 429/5xx/a transport error, with backoff.
-
-        A create is not cut short by a cancel: it could leave a paid upstream task whose id we
-        never learn. It ends within the timeout; then the task is cancelled upstream."""
-        for attempt in range(self.max_retries + 1):
-            wait: float | None = None
-            try:
-                work = call()
-                response = await (
-                    _unless_cancelled(work, context.cancelled) if interruptible else work
-                )
-            except httpx.TransportError as error:
-                reason = f"{type(error).__name__}: {self._redact(str(error))}"
-            else:
-                if response.status_code not in RETRYABLE and response.status_code < 500:
-                    return response
-                reason = f"HTTP {response.status_code}"
-                wait = _retry_after(response)
-                await response.aclose()  # a streamed answer holds its connection until closed
-            if attempt == self.max_retries:
-                break
-            delay = self.backoff * 2**attempt * (0.5 + random.random() / 2)
-            delay = min(self.max_backoff, delay if wait is None else wait)
-            logger.warning(
-                "task %s: upstream %s failed (%s); retry %d in %.2f s",
-                task_id, what, reason, attempt + 1, delay,
-            )  # fmt: skip
-            await _unless_cancelled(self._sleep(delay), context.cancelled)
-        raise EngineFailure(
-            "service_unavailable", "The upstream video service is unavailable; try again later.",
-            detail=f"upstream {what}: {reason} after {self.max_retries + 1} attempts",
-        )  # fmt: skip
-
-    async def _create(self, task_id: str, body: dict[str, Any], context: GenerationContext) -> str:
-        headers = {**self._auth, "Idempotency-Key": f"vidgate-{task_id}"}
-        url = f"{self.base_url}/v1/videos/generations"
-
-        def call() -> Awaitable[httpx.Response]:
-            return self._client.post(url, json=body, headers=headers)
-
-        response = await self._send(task_id, "create", call, context, interruptible=False)
-        status, message = response.status_code, self._redact(_error_message(response))
-        detail = f"upstream create: HTTP {status}: {message}"
-        if status == 200:
-            try:
-                return UpstreamTask.model_validate_json(response.content).id
-            except ValidationError:
-                detail = "upstream create: the answer is not a task object"
-        elif status in (400, 413):
-            raise EngineFailure("invalid_parameters", message, detail=detail)
-        elif status == 402:
-            raise EngineRefused(
-                "resource_exhausted", "The upstream account is out of credits.", detail=detail
+    def _image_urls(self, request: GenerationRequest) -> list[str]:
+        if not request.images:
+            return []
+        if self.image_url is None:
+            raise EngineFailure(
+                "invalid_parameters",
+                "This model relays to another server, which fetches images by URL: the "
+                "operator must set VIDGATE_PUBLIC_URL for image tasks.",
+                detail="relay engine built without image_url",
             )
-        elif status in (401, 403):
-            detail = f"upstream create: HTTP {status}: the relay's API key was refused"
-        # The upstream answered without taking the task: the model's next engine may.
-        raise EngineRefused(
-            "service_error", "The upstream video service refused the task.", detail=detail
-        )
+        return [self.image_url(path) for path in request.images]
+
+    async def _create(self, upstream: AsyncClient, request: GenerationRequest) -> str:
+        """Not cut short by a cancel: it could leave a paid upstream task whose id we never
+        learn. It ends within the timeout (its retry pauses do end at a cancel); then the task
+        is cancelled upstream."""
+        image_urls = self._image_urls(request)
+        try:
+            task = await upstream.videos.generate(
+                request.prompt,
+                model=self.upstream_model,
+                image_urls=image_urls,
+                aspect_ratio=request.aspect_ratio,
+                idempotency_key=f"vidgate-{request.task_id}",
+            )
+        except VidgateError as error:
+            raise self._errors.create_failed(error) from None
+        return task.id
 
     async def _wait_for_result(
-        self, task_id: str, upstream_id: str, context: GenerationContext, progress: _Progress
+        self,
+        upstream: AsyncClient,
+        task_id: str,
+        upstream_id: str,
+        context: GenerationContext,
+        progress: _Progress,
     ) -> str:
-        url = f"{self.base_url}/v1/tasks/{quote(upstream_id, safe='')}"
-        params = {"wait": f"{self.poll_wait:g}"} if self.poll_wait else {}
-        request_timeout = self.timeout + self.poll_wait
-        interval, seen = self.poll_interval, None
-
-        def call() -> Awaitable[httpx.Response]:
-            return self._client.get(url, params=params, headers=self._auth, timeout=request_timeout)
-
+        interval = self.poll_interval
+        seen: tuple[str, int] | None = None
         while True:
             started = time.monotonic()
             try:
-                task = self._parse_task(await self._send(task_id, "poll", call, context))
-            except EngineFailure:
+                task = await until_cancelled(
+                    upstream.tasks.get(upstream_id, wait=self.poll_wait), context.cancelled
+                )
+            except VidgateError as error:
                 # We give up on a task the upstream may still be making, and charging for.
                 await self._cancel_upstream(task_id, upstream_id)
-                raise
-            if task.status == "completed":
-                if not task.results:
-                    raise EngineFailure(
-                        "generation_failed_no_content", "The upstream task has no video.",
-                        detail=f"upstream task {upstream_id}: completed with no results",
-                    )  # fmt: skip
-                return task.results[0]
-            if task.status == "failed":
-                error = task.error or UpstreamError()
-                known = error.code in TASK_ERROR_CODES
-                code = cast(TaskErrorCode, error.code) if known else "unknown_error"
-                message = self._redact(error.message) or "The upstream task failed."
-                raise EngineFailure(
-                    code, message, detail=f"upstream task {upstream_id}: {error.code}: {message}"
-                )
+                raise self._errors.poll_failed(error) from None
+            result_url = self._errors.finished_video(upstream_id, task)
+            if result_url is not None:
+                return result_url
             progress(min(POLLING_CAP, task.progress / 100))
             state = (task.status, task.progress)
-            interval = (
-                self.poll_interval if state != seen else min(self.max_poll_interval, interval * 1.5)
-            )
+            if state == seen:
+                interval = min(self.max_poll_interval, interval * 1.5)
+            else:
+                interval = self.poll_interval
             seen = state
             # A long-poll that was held counts as waiting; an upstream that ignores ``wait``
             # answers at once and is asked again only after the interval.
             pause = interval - (time.monotonic() - started)
             context.check_cancelled()
             if pause > 0:
-                await _unless_cancelled(self._sleep(pause), context.cancelled)
-
-    def _parse_task(self, response: httpx.Response) -> UpstreamTask:
-        status = response.status_code
-        if status == 200:
-            try:
-                return UpstreamTask.model_validate_json(response.content)
-            except ValidationError:
-                detail = "upstream poll: the answer is not a task object"
-        elif status in (401, 403):
-            detail = f"upstream poll: HTTP {status}: the relay's API key was refused"
-        else:
-            detail = f"upstream poll: HTTP {status}: {self._redact(_error_message(response))}"
-        raise EngineFailure(
-            "service_error", "The upstream video service lost track of the task.", detail=detail
-        )
+                await sleep_unless_cancelled(pause, context.cancelled, sleep=self._sleep)
 
     async def _cancel_upstream(self, task_id: str, upstream_id: str) -> None:
         """Best effort: the task is cancelled here whatever the upstream answers."""
-        url = f"{self.base_url}/v1/tasks/{quote(upstream_id, safe='')}/cancel"
+        upstream = self._upstream(task_id, None)
         try:
-            response = await self._client.post(url, headers=self._auth, timeout=10.0)
-            outcome = f"HTTP {response.status_code}"
-        except httpx.HTTPError as error:
-            outcome = type(error).__name__
+            async with asyncio.timeout(CANCEL_SECONDS):
+                task = await upstream.tasks.cancel(upstream_id)
+            outcome = f"it is {task.status}"
+        except VidgateError as error:
+            outcome = self._errors.redact(str(error))
+        except TimeoutError:
+            outcome = f"no answer in {CANCEL_SECONDS:g} s"
         logger.info("task %s: asked the upstream to cancel %s: %s", task_id, upstream_id, outcome)
 
     async def _store(
-        self, task_id: str, url: str, output: Path, context: GenerationContext, progress: _Progress
+        self,
+        upstream: AsyncClient,
+        url: str,
+        output: Path,
+        context: GenerationContext,
+        progress: _Progress,
     ) -> None:
         """Download the upstream's video beside ``output``, check it decodes, then move it in."""
         # The worker hands each task a fresh directory; the token keeps two attempts apart anyway.
-        part = output.with_name(f".{output.name}.{secrets.token_hex(4)}.part")
-        # The key goes only to the upstream itself, never to a CDN its result URL points at.
-        same_origin = urlsplit(url)[:2] == urlsplit(self.base_url)[:2]
-        request = self._client.build_request("GET", url, headers=self._auth if same_origin else {})
+        download = output.with_name(f".{output.name}.{secrets.token_hex(4)}.download")
 
-        def call() -> Awaitable[httpx.Response]:
-            return self._client.send(request, stream=True, follow_redirects=True)
+        def downloaded(done: int, total: int | None) -> None:
+            if total:
+                progress(POLLING_CAP + (DOWNLOAD_CAP - POLLING_CAP) * min(1.0, done / total))
 
+        fetch = upstream.download(url, download, on_progress=downloaded, max_bytes=MAX_VIDEO_BYTES)
         try:
-            response = await self._send(task_id, "download", call, context)
             try:
-                await _unless_cancelled(self._write(response, part, progress), context.cancelled)
-            finally:
-                await response.aclose()
-            await self._verify(part)
-            await asyncio.to_thread(part.replace, output)
+                await until_cancelled(fetch, context.cancelled)
+            except VidgateError as error:
+                raise self._errors.download_failed(error) from None
+            await _verify(download)
+            await asyncio.to_thread(download.replace, output)
         finally:
-            await asyncio.to_thread(part.unlink, True)  # missing_ok: it was moved in
+            # Whichever is left: the SDK's part file, or the whole file if it failed the check.
+            for leftover in (download.with_name(download.name + ".part"), download):
+                await asyncio.to_thread(leftover.unlink, True)  # missing_ok
 
-    async def _write(self, response: httpx.Response, part: Path, progress: _Progress) -> None:
-        if response.status_code != 200:
-            raise EngineFailure(
-                "generation_failed_no_content", "The upstream's video could not be downloaded.",
-                detail=f"upstream result download: HTTP {response.status_code}",
-            )  # fmt: skip
-        total, written = int(response.headers.get("Content-Length") or 0), 0
-        try:
-            with await asyncio.to_thread(part.open, "wb") as sink:
-                async for chunk in response.aiter_bytes(1 << 16):
-                    written += len(chunk)
-                    if written > MAX_VIDEO_BYTES:
-                        raise EngineFailure(
-                            "generation_failed_no_content", "The upstream's video is too large.",
-                            detail=f"upstream result: over {MAX_VIDEO_BYTES} bytes",
-                        )  # fmt: skip
-                    sink.write(chunk)
-                    if total:
-                        span = DOWNLOAD_CAP - POLLING_CAP
-                        progress(POLLING_CAP + span * min(1.0, written / total))
-        except httpx.TransportError as error:
-            raise EngineFailure(
-                "service_unavailable", "The download of the upstream's video was cut off.",
-                detail=f"upstream result download: {type(error).__name__}",
-            ) from None  # fmt: skip
 
-    async def _verify(self, part: Path) -> None:
-        try:
-            info = await asyncio.to_thread(probe, part)
-        except (av.error.FFmpegError, IndexError, ValueError, OSError) as error:
-            reason = f"not decodable ({type(error).__name__})"
-        else:
-            if info.codec == "h264" and info.frame_count > 0:
-                return
-            reason = f"codec {info.codec!r}, {info.frame_count} frames"
-        raise EngineFailure(
-            "generation_failed_no_content", "The upstream's file is not a playable H.264 video.",
-            detail=f"upstream result: {reason}",
-        )  # fmt: skip
+async def _verify(path: Path) -> None:
+    try:
+        info = await asyncio.to_thread(probe, path)
+    except (av.error.FFmpegError, IndexError, ValueError, OSError) as error:
+        reason = f"not decodable ({type(error).__name__})"
+    else:
+        if info.codec == "h264" and info.frame_count > 0:
+            return
+        reason = f"codec {info.codec!r}, {info.frame_count} frames"
+    raise EngineFailure(
+        "generation_failed_no_content",
+        "The upstream's file is not a playable H.264 video.",
+        detail=f"upstream result: {reason}",
+    )

@@ -23,6 +23,7 @@ from vidgate.engines.base import (
     GenerationContext,
     GenerationRequest,
 )
+from vidgate.engines.cancellation import sleep_unless_cancelled
 from vidgate.engines.gemini import (
     GeminiClient,
     InlineImage,
@@ -31,7 +32,6 @@ from vidgate.engines.gemini import (
     Parameters,
     PredictRequest,
     operation_failure,
-    sleep_unless_cancelled,
 )
 from vidgate.errors import FetchFailed
 from vidgate.media.images import validate_image

@@ -2,7 +2,8 @@
 
 ``RemoteRuns`` is the worker loop's ``RunSource`` for an API server it reaches with a worker
 token; the engines run here, from this host's model registry. The server may restart or be
-unreachable for a while: calls are retried with jittered backoff, and a heartbeat keeps the
+unreachable for a while: calls are retried with the shared retry policy's backoff (honouring a
+``Retry-After``), and a heartbeat keeps the
 lease whenever it gets through. The task is given up (engine stopped, scratch files deleted)
 when the server says this attempt no longer holds it (409), the task was cancelled, or nothing
 got through for two lease periods, by which time the server has handed it to someone else.
@@ -14,16 +15,16 @@ import asyncio
 import contextlib
 import functools
 import logging
-import random
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
+from vidgate.client.retry import RetryPolicy, header_retry_after
 from vidgate.engines.registry import ModelRegistry
 from vidgate.queue.worker import until_stopped
 from vidgate.tasks.model import Heartbeat, Task, TaskStatus
@@ -32,7 +33,14 @@ log = logging.getLogger(__name__)
 
 API = "/worker/v1"
 CHUNK = 256 * 1024
-RETRYABLE_STATUS = {500, 502, 503, 504}
+# No retry limit: a call is repeated until it gets through or the lease is given up (below).
+# A long Retry-After is shortened to the cap, so that the lease's own clock stays in charge.
+WORKER_RETRY: Final = RetryPolicy.upstream(
+    max_retries=None, base_delay=0.5, max_delay=15.0, max_retry_after=15.0
+)
+# A process that is stopping tries to hand its task back quickly, or not at all.
+HAND_BACK_RETRIES: Final = 2
+HAND_BACK_MAX_DELAY: Final = 1.0
 # Statuses after which a call is not worth repeating: the attempt is over.
 ATTEMPT_OVER = {401, 404, 409}
 
@@ -43,17 +51,17 @@ class ServerUnreachable(Exception):
 
 @dataclass
 class Backoff:
-    """Jittered exponential backoff: base, 2 x base, 4 x base... up to ``cap``, each x0.5-1.5."""
+    """Failures in a row, and the pause after the next one by the worker's retry policy."""
 
-    base: float = 0.5
-    cap: float = 15.0
-    rand: Callable[[], float] = random.random
+    policy: RetryPolicy = WORKER_RETRY
     failures: int = 0
 
-    def next(self) -> float:
-        delay = min(self.cap, self.base * 2.0**self.failures) * (0.5 + float(self.rand()))
+    def next(self, retry_after: float | None = None) -> float:
+        delay = self.policy.delay(self.failures, retry_after)
         self.failures += 1
-        return delay
+        # Never None with WORKER_RETRY (no limit, long pauses shortened); the cap if a policy
+        # without those is passed.
+        return self.policy.max_delay if delay is None else delay
 
     def reset(self) -> None:
         self.failures = 0
@@ -82,6 +90,8 @@ class RemoteRuns:
         claim_wait: float = 25.0,
         stop: asyncio.Event | None = None,
         clock: Callable[[], float] = time.monotonic,
+        retry: RetryPolicy = WORKER_RETRY,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.client = client
         self.registry = registry
@@ -91,7 +101,15 @@ class RemoteRuns:
         # for it as it hung up is handed back by the server).
         self.stop = stop or asyncio.Event()
         self.clock = clock
-        self.backoff = Backoff()
+        self.retry = retry
+        self.hand_back_retry = replace(
+            retry,
+            max_retries=HAND_BACK_RETRIES,
+            base_delay=min(retry.base_delay, HAND_BACK_MAX_DELAY),
+            max_delay=HAND_BACK_MAX_DELAY,
+        )
+        self.sleep = sleep
+        self.backoff = Backoff(retry)
         self._pause = 0.0
         self._held: dict[str, _Held] = {}
 
@@ -121,7 +139,7 @@ class RemoteRuns:
             # A claim that came back at once (a server that holds none open) waits a poll.
             self._pause = -1.0 if self.clock() - started < 1.0 else 0.0
             return self._claimed(response.json()) if response.status_code == 200 else None
-        self._pause = self.backoff.next()
+        self._pause = self.backoff.next(header_retry_after(response.headers))
         if response.status_code == 401:
             self._pause = max(self._pause, 30.0)
             log.error("claim: the server refused this worker token; again in %.0f s", self._pause)
@@ -134,7 +152,7 @@ class RemoteRuns:
     async def idle(self, seconds: float) -> None:
         pause, self._pause = self._pause, 0.0
         if pause:
-            await asyncio.sleep(seconds if pause < 0 else pause)
+            await self.sleep(seconds if pause < 0 else pause)
 
     def _claimed(self, data: dict[str, Any]) -> Task:
         claimed = data["task"]
@@ -159,7 +177,9 @@ class RemoteRuns:
             created_at=0.0,
             updated_at=0.0,
         )
-        self._held[task.id] = _Held(lease_seconds=lease, last_renewed=self.clock())
+        self._held[task.id] = _Held(
+            lease_seconds=lease, last_renewed=self.clock(), backoff=Backoff(self.retry)
+        )
         log.info("task %s claimed from the server (attempt %d)", task.id, task.attempt)
         return task
 
@@ -211,7 +231,7 @@ class RemoteRuns:
             held.lost = True
             return Heartbeat(held=False)
         if response.status_code != 200:
-            held.retry_at = now + held.backoff.next()
+            held.retry_at = now + held.backoff.next(header_retry_after(response.headers))
             raise ServerUnreachable(f"{response.status_code} {_why(response)}")
         held.backoff.reset()
         held.last_renewed = self.clock()
@@ -256,20 +276,24 @@ class RemoteRuns:
     async def hand_back(self, task: Task) -> bool:
         """One quick try or two: the process is stopping, and a lost hand-back only costs the
         task a lease's wait."""
+        attempt = 0
         try:
-            for delay in (0.0, 0.5, 1.0):
-                await asyncio.sleep(delay)
+            while True:
                 with contextlib.suppress(httpx.TransportError):
                     response = await self.client.post(
                         f"{API}/tasks/{task.id}/hand-back",
                         json={"attempt": task.attempt},
                         timeout=5,
                     )
-                    if response.status_code not in RETRYABLE_STATUS:
+                    if not self.hand_back_retry.retryable_status(response.status_code):
                         if response.status_code == 204:
                             log.info("task %s handed back to the server", task.id)
                         return response.status_code == 204
-            return False
+                delay = self.hand_back_retry.delay(attempt)
+                if delay is None:
+                    return False
+                await self.sleep(delay)
+                attempt += 1
         finally:
             self._held.pop(task.id, None)
 
@@ -285,7 +309,7 @@ class RemoteRuns:
         """``call()`` until the server answers something final; None when this attempt is
         over (the server said so, the heartbeat gave it up, or two leases passed without a
         call getting through)."""
-        backoff = Backoff()
+        backoff = Backoff(self.retry)
         while True:
             held = self._held.get(task.id)
             if held is not None and self.clock() - held.last_renewed > 2 * held.lease_seconds:
@@ -293,6 +317,7 @@ class RemoteRuns:
             if held is None or held.lost:
                 log.warning("task %s: attempt %d is over; not reporting", task.id, task.attempt)
                 return None
+            retry_after = None
             try:
                 response = await call()
             except httpx.TransportError as error:
@@ -304,12 +329,13 @@ class RemoteRuns:
                     )
                     held.lost = True
                     return None
-                if response.status_code not in RETRYABLE_STATUS:
+                if not WORKER_RETRY.retryable_status(response.status_code):
                     return response
                 problem = f"{response.status_code} {_why(response)}"
-            delay = backoff.next()
+                retry_after = header_retry_after(response.headers)
+            delay = backoff.next(retry_after)
             log.warning("task %s: %s; again in %.1f s", task.id, problem, delay)
-            await asyncio.sleep(delay)
+            await self.sleep(delay)
 
 
 class AttemptOver(Exception):
