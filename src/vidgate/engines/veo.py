@@ -34,16 +34,10 @@ from vidgate.engines.gemini import (
     operation_failure,
 )
 from vidgate.errors import FetchFailed
+from vidgate.media.frames import frame_size, rgb_to_yuv420
 from vidgate.media.images import validate_image
-from vidgate.media.video import (
-    DURATION_SECONDS,
-    FRAME_COUNT,
-    VideoInfo,
-    VideoWriter,
-    frame_size,
-    probe,
-    rgb_to_yuv420,
-)
+from vidgate.media.probe import VideoInfo, probe
+from vidgate.media.video import DURATION_SECONDS, FRAME_COUNT, VideoWriter
 
 __all__ = ["DEFAULT_MODEL", "VeoEngine", "conform_video"]
 

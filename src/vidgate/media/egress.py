@@ -13,9 +13,6 @@ import httpx
 
 from vidgate.errors import FetchFailed, RequestTooLarge, excerpt
 from vidgate.media.addresses import IPAddress, address_refusal, describe_refusal, parse_ip_literal
-
-# Resolver is in __all__ as well: services.py still imports it from here (new code imports it
-# from media.destination).
 from vidgate.media.destination import (
     DEFAULT_PORTS,
     Destination,
@@ -33,7 +30,7 @@ from vidgate.media.response_body import (
     with_raw_body,
 )
 
-__all__ = ["EgressPolicy", "Resolver"]
+__all__ = ["EgressPolicy"]
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 

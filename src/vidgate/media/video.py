@@ -15,30 +15,7 @@ import av
 import numpy as np
 from PIL import Image
 
-# frame_size, rgb_to_yuv420, VideoInfo and probe are only re-exported: engines/veo.py,
-# engines/relay.py and queue/gateway.py still import them from here (new code: media.frames,
-# media.probe).
-from vidgate.media.frames import (
-    BT709,
-    LIMITED_RANGE,
-    RgbArray,
-    Yuv420,
-    frame_size,
-    rgb_to_yuv420,
-    to_yuv420p,
-)
-from vidgate.media.probe import VideoInfo, probe
-
-__all__ = [
-    "DURATION_SECONDS",
-    "FPS",
-    "FRAME_COUNT",
-    "VideoInfo",
-    "VideoWriter",
-    "frame_size",
-    "probe",
-    "rgb_to_yuv420",
-]
+from vidgate.media.frames import BT709, LIMITED_RANGE, RgbArray, Yuv420, to_yuv420p
 
 FPS: Final = 24
 DURATION_SECONDS: Final = 8
