@@ -177,8 +177,18 @@ class TaskTransitions:
             else:
                 outcome = Outcome(decision, task, False)
         self.announce(effects)
+        attempt = getattr(event, "attempt", None)
+        if attempt is not None and isinstance(outcome.decision, lifecycle.Stale):
+            what = "result" if isinstance(event, Result) else "report"
+            log.warning(
+                "task %s: attempt %d no longer holds it; %s dropped (%s)",
+                task.id,
+                attempt,
+                what,
+                outcome.decision.why,
+            )
         if not outcome.written and _writes(outcome.decision):
-            log.warning("task %s: %r no longer applies; nothing written", task.id, event)
+            log.warning("task %s: it kept changing under %r; nothing written", task.id, event)
         return outcome
 
     @contextlib.asynccontextmanager
