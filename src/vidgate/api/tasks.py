@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from vidgate.api.deps import PrincipalDep, ServicesDep, get_principal, services_of
+from vidgate.api.deps import PrincipalDep, ServicesDep, authorize, services_of
 from vidgate.api.schemas import TaskObject
 from vidgate.services import Services
 from vidgate.tasks.model import Task
@@ -150,9 +150,10 @@ class _PollRoute(APIRoute):
             wait = _plain_wait(request.scope["query_string"])
             if wait is None:
                 return await validated(request)
-            principal = await get_principal(request)
+            services = services_of(request)
+            principal = await authorize(services, request.headers.get("authorization"))
             task_id: str = request.path_params["task_id"]
-            return await get_task(request, task_id, principal, services_of(request), wait)
+            return await get_task(request, task_id, principal, services, wait)
 
         return handler
 
