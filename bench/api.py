@@ -27,7 +27,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bare import Answer, bare_server, recorded
-from figures import fmt, header, markdown_table, ratio
+from figures import fmt, header, machine, markdown_table, now_utc, ratio
 from processes import BENCH_KEY, Process, fresh_database, vidgate_serve, vidgate_worker, workdir
 from wrk import WrkLoad, require_wrk, run_wrk
 
@@ -194,6 +194,7 @@ def drain(database_url: str, keep: Sequence[str]) -> None:
 
 
 def run(args: argparse.Namespace, work: Path, database_url: str | None) -> dict[str, Any]:
+    began = {"machine": machine(), "date": now_utc()}  # the load average at the start
     data_dir = work / "data"
     server = vidgate_serve(
         data_dir, database_url, workers=0, instant=True, VIDGATE_RATE_LIMIT_PER_MINUTE=RATE_LIMIT
@@ -245,6 +246,7 @@ def run(args: argparse.Namespace, work: Path, database_url: str | None) -> dict[
                             }
                         )
         return {
+            **began,
             "windows": windows,
             "database": "PostgreSQL" if database_url else "SQLite",
             "seconds": args.seconds,
@@ -384,7 +386,8 @@ def render(result: dict[str, Any]) -> str:
         "Aims (reported, not asserted):",
         *aims(rows),
     ]
-    return header(title) + "\n" + markdown_table(headers, table, right=2) + "\n" + "\n".join(notes)
+    top = header(title, machine_line=result.get("machine"), date=result.get("date"))
+    return top + "\n" + markdown_table(headers, table, right=2) + "\n" + "\n".join(notes)
 
 
 def main() -> None:
