@@ -94,7 +94,7 @@ run: install fonts
 cli: install
 	@$(BIN)/vidgate $(ARGS)
 
-test: install-test fonts browser
+test: install-test fonts browser wrk
 	$(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
 
 # The quick loop: everything but the slow, marked suites (browser, multi-process, fuzzing).
@@ -116,7 +116,8 @@ bench: install-test
 	$(BIN)/python bench/preview.py
 
 # The scale-out benchmarks (docs/benchmarks.md); BENCH_ARGS=--quick for a smoke run.
-bench-api: install-test
+# bench-api drives both servers with wrk.
+bench-api: install-test wrk
 	$(BIN)/python bench/api.py $(BENCH_ARGS)
 
 bench-scale: install-test
@@ -125,12 +126,13 @@ bench-scale: install-test
 bench-dispatch: install-test
 	$(BIN)/python bench/dispatch.py $(BENCH_ARGS)
 
-# wrk, the load generator bench-render drives the server with: Debian's, installed when missing.
+# wrk, the load generator bench-api and bench-render drive the servers with (and so `make test`'s
+# smoke run of bench-api): Debian's, installed when missing.
 .PHONY: wrk
 wrk:
 	@if command -v wrk >/dev/null 2>&1; then :; \
 	elif ! command -v apt-get >/dev/null 2>&1; then \
-		echo "error: bench-render needs wrk (the HTTP load generator) on PATH"; exit 2; \
+		echo "error: bench-api and bench-render need wrk (the HTTP load generator) on PATH"; exit 2; \
 	else \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && \

@@ -1,16 +1,24 @@
-"""Benchmark: the API's read and create paths against a bare endpoint answering the same bytes.
+"""Benchmark: the API's poll, long poll and create against a bare endpoint answering the same
+bytes, both driven by wrk.
 
-``vidgate serve`` (no workers, so tasks stay pending and nothing renders) and a bare ASGI app
-under the same uvicorn settings run as two processes; a third process drives keep-alive
-load with httpx at 1, 8 and 32 concurrent clients. The ratio is vidgate's requests per second
-over the bare endpoint's: what authentication, the database and the task logic cost.
+``vidgate serve`` (no workers: nothing renders, tasks stay as they are) and a bare Starlette
+app on the same server stack (``bare.py``) run as two processes; ``wrk`` drives each at 1, 8
+and 32 keep-alive connections, window after window, alternating which goes first. Beside
+requests per second and wrk's latency percentiles come each server's CPU time per request
+(the steadiest figure on a shared machine) and wrk's own CPU, which tells whether a baseline
+was limited by the load generator rather than by its server.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import statistics
 import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +26,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bare import bare_server
-from figures import fmt, header, markdown_table, ratio
-from load import LoadResult, LoadSpec, drive
-from processes import BENCH_KEY, fresh_database, vidgate_serve, workdir
+from bare import Answer, bare_server, recorded
+from figures import fmt, header, machine, markdown_table, now_utc, ratio
+from processes import BENCH_KEY, Process, fresh_database, vidgate_serve, vidgate_worker, workdir
+from wrk import WrkLoad, require_wrk, run_wrk
 
 CREATE_PATH = "/v1/videos/generations"
 CREATE_BODY = {
@@ -29,119 +37,307 @@ CREATE_BODY = {
     "prompt": "A red fox trots through a snowy birch forest at dawn, slow tracking shot",
     "aspect_ratio": "16:9",
 }
-GET_AIM = 0.5  # vidgate's GET rate at least half the bare endpoint's
-CREATE_AIM_RPS, CREATE_AIM_P99_MS, CREATE_AIM_CLIENTS = 300.0, 100.0, 8
+FINISHED_WAIT = 30  # seconds asked of a ?wait= on a finished task: it answers at once anyway
+READ_AIM = 0.5  # vidgate's rate at least half the bare endpoint's
+CREATE_AIM_RPS, CREATE_AIM_P99_MS, CREATE_AIM_CONNECTIONS = 300.0, 100.0, 8
+# A load generator thread this busy was the limit, not the server it measured.
+CLIENT_BOUND = 0.9
+# Counted, never reached: the limiter runs on every request, as in production.
+RATE_LIMIT = "1000000000"
+
+
+@dataclass(frozen=True)
+class Tasks:
+    """What the setup left in the database: tasks waiting in the queue and finished ones."""
+
+    pending: list[str]
+    finished: list[str]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    title: str
+    load: Callable[[Tasks, float], WrkLoad]
+    aim: str  # "read", "create" or "" (no aim: a held poll's rate is set by its hold)
+
+
+def _paths(ids: Sequence[str], query: str = "") -> list[str]:
+    return [f"/v1/tasks/{task_id}{query}" for task_id in ids]
+
+
+AUTH = {"Authorization": f"Bearer {BENCH_KEY}"}
+ENDPOINTS = [
+    Endpoint(
+        "get",
+        "GET /v1/tasks/{id} (pending, with its queue position)",
+        lambda tasks, hold: WrkLoad(_paths(tasks.pending), headers=AUTH),
+        "read",
+    ),
+    Endpoint(
+        "wait",
+        f"GET /v1/tasks/{{id}}?wait={FINISHED_WAIT} (finished: answers at once)",
+        lambda tasks, hold: WrkLoad(_paths(tasks.finished, f"?wait={FINISHED_WAIT}"), headers=AUTH),
+        "read",
+    ),
+    Endpoint(
+        "held",
+        "GET /v1/tasks/{id}?wait=HOLD (pending: held HOLD s, then answered unchanged)",
+        lambda tasks, hold: WrkLoad(_paths(tasks.pending, f"?wait={hold:g}"), headers=AUTH),
+        "",
+    ),
+    Endpoint(
+        "create",
+        "POST /v1/videos/generations",
+        lambda tasks, hold: WrkLoad(
+            [CREATE_PATH],
+            method="POST",
+            headers={**AUTH, "Content-Type": "application/json"},
+            body=json.dumps(CREATE_BODY).encode(),
+        ),
+        "create",
+    ),
+]
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a few seconds: tiny counts")
-    parser.add_argument("--clients", default="1,8,32", help="concurrency levels (comma list)")
-    parser.add_argument("--get-requests", type=int, help="measured GETs per level")
-    parser.add_argument("--create-requests", type=int, help="measured creates per level")
-    parser.add_argument("--tasks", type=int, help="tasks the GETs read in turn")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 s windows, 1 round")
+    parser.add_argument("--connections", default="1,8,32", help="wrk connections (comma list)")
+    parser.add_argument("--seconds", type=int, help="length of each measured window (5)")
+    parser.add_argument("--rounds", type=int, help="windows per server, endpoint and level (3)")
+    parser.add_argument("--warmup", type=int, help="unmeasured seconds first per endpoint (1)")
+    parser.add_argument("--hold", type=float, default=0.25, help="the held poll's ?wait= (s)")
+    parser.add_argument("--tasks", type=int, help="pending and finished tasks read in turn (64)")
+    names = ",".join(endpoint.name for endpoint in ENDPOINTS)
+    parser.add_argument("--endpoints", default=names, help=f"which of {names}")
     parser.add_argument("--database-url", help="PostgreSQL URL (a fresh database is made on it)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
     args = parser.parse_args()
-    args.levels = [int(c) for c in args.clients.split(",")]
+    args.levels = [int(c) for c in args.connections.split(",")]
     quick = args.quick
-    args.get_requests = args.get_requests or (200 if quick else 3000)
-    args.create_requests = args.create_requests or (100 if quick else 1500)
-    args.tasks = args.tasks or (8 if quick else 64)
+    args.seconds = args.seconds or (1 if quick else 5)
+    args.rounds = args.rounds or (1 if quick else 3)
+    args.warmup = args.warmup if args.warmup is not None else (0 if quick else 1)
+    args.tasks = args.tasks or (4 if quick else 64)
+    wanted = set(args.endpoints.split(","))
+    args.chosen = [endpoint for endpoint in ENDPOINTS if endpoint.name in wanted]
     return args
 
 
+def prepare(server: Process, data_dir: Path, database_url: str | None, count: int) -> Tasks:
+    """Finished tasks (a worker with the instant engine runs, then stops) and pending ones."""
+    with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
+
+        def create() -> str:
+            response = client.post(CREATE_PATH, json=CREATE_BODY)
+            response.raise_for_status()
+            task_id: str = response.json()["id"]
+            return task_id
+
+        finished = [create() for _ in range(count)]
+        with vidgate_worker(data_dir, database_url).start() as worker:
+            deadline = time.monotonic() + 120
+            for task_id in finished:
+                while client.get(f"/v1/tasks/{task_id}").json()["status"] != "completed":
+                    if time.monotonic() > deadline or not worker.alive():
+                        raise RuntimeError(f"the tasks did not complete:\n{worker.log()}")
+                    time.sleep(0.1)
+        pending = [create() for _ in range(count)]
+    return Tasks(pending=pending, finished=finished)
+
+
+def record(server: Process, tasks: Tasks) -> dict[str, Answer]:
+    """vidgate's own answers, which the bare endpoint then serves byte for byte."""
+    answers: dict[str, Answer] = {}
+    with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as client:
+        for task_id, holds in [(t, True) for t in tasks.pending] + [
+            (t, False) for t in tasks.finished
+        ]:
+            path = f"/v1/tasks/{task_id}"
+            response = client.get(path)
+            answers[f"GET {path}"] = recorded(response.content, response.headers, holds=holds)
+        created = client.post(CREATE_PATH, json=CREATE_BODY)
+        answers[f"POST {CREATE_PATH}"] = recorded(created.content, created.headers)
+    return answers
+
+
+def drain(database_url: str, keep: Sequence[str]) -> None:
+    """Fail, straight in the database, the pending tasks a create window made: each window then
+    starts from the same queue (a create counts the tasks ahead of it, linear in the queue)."""
+    from sqlalchemy import update
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from vidgate.store.tables import tasks
+
+    async def run() -> None:
+        engine = create_async_engine(database_url)
+        now = time.time()
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    update(tasks)
+                    .where(tasks.c.status == "pending", tasks.c.id.not_in(list(keep)))
+                    .values(
+                        status="failed",
+                        error_code="bench_drained",
+                        error_message="drained by the benchmark",
+                        finished_at=now,
+                        updated_at=now,
+                    )
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
 def run(args: argparse.Namespace, work: Path, database_url: str | None) -> dict[str, Any]:
-    server = vidgate_serve(work / "data", database_url, workers=0).start()
+    began = {"machine": machine(), "date": now_utc()}  # the load average at the start
+    data_dir = work / "data"
+    server = vidgate_serve(
+        data_dir, database_url, workers=0, instant=True, VIDGATE_RATE_LIMIT_PER_MINUTE=RATE_LIMIT
+    ).start()
     bare = None
     try:
-        headers = {"Authorization": f"Bearer {BENCH_KEY}"}
-        with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
-            created = [client.post(CREATE_PATH, json=CREATE_BODY) for _ in range(args.tasks)]
-            for response in created:
-                response.raise_for_status()
-            ids = [response.json()["id"] for response in created]
-            # The bare endpoint answers the very bytes vidgate answers.
-            get_body = client.get(f"/v1/tasks/{ids[-1]}").content
-        bare = bare_server(work, {"GET": get_body, "POST": created[-1].content}).start()
-        get_paths = [f"/v1/tasks/{task_id}" for task_id in ids]
-        rows: list[dict[str, Any]] = []
-        made = args.tasks
-        for index, clients in enumerate(args.levels):
-            for endpoint, method, paths, total, body in (
-                ("GET /v1/tasks/{id}", "GET", get_paths, args.get_requests, None),
-                (
-                    "POST /v1/videos/generations",
-                    "POST",
-                    [CREATE_PATH],
-                    args.create_requests,
-                    CREATE_BODY,
-                ),
-            ):
-                results: dict[str, LoadResult] = {}
-                # Alternate which goes first, so drift in the machine's load hits both alike.
-                order = [("vidgate", server), ("bare", bare)]
-                for name, target in order if index % 2 == 0 else order[::-1]:
-                    spec = LoadSpec(
-                        base_url=target.url,
-                        method=method,
-                        paths=paths,
-                        keys=[BENCH_KEY],
-                        concurrency=clients,
-                        total=total,
-                        body=body,
-                    )
-                    results[name] = drive(spec, target.pid)
-                if method == "POST":
-                    made += results["vidgate"].requests + clients * LoadSpec.warmup
-                rows.append(
-                    {
-                        "endpoint": endpoint,
-                        "clients": clients,
-                        "vidgate": results["vidgate"].summary(),
-                        "bare": results["bare"].summary(),
-                        "pending_tasks_after": made if method == "POST" else None,
-                    }
-                )
-        return {"rows": rows, "database": "PostgreSQL" if database_url else "SQLite"}
+        tasks = prepare(server, data_dir, database_url, args.tasks)
+        bare = bare_server(work, record(server, tasks)).start()
+        url = database_url or f"sqlite+aiosqlite:///{(data_dir / 'vidgate.db').resolve()}"
+        keep = tasks.pending + tasks.finished
+        scripts = {
+            e.name: e.load(tasks, args.hold).write(work / f"{e.name}.lua") for e in args.chosen
+        }
+        first = {e.name: e.load(tasks, args.hold).paths[0] for e in args.chosen}
+        servers = [("vidgate", server), ("bare", bare)]
+
+        def window(endpoint: Endpoint, target: Process, connections: int, seconds: int) -> Any:
+            result = run_wrk(
+                target.url,
+                scripts[endpoint.name],
+                first_path=first[endpoint.name],
+                seconds=seconds,
+                connections=connections,
+                server_pid=target.pid,
+            )
+            if endpoint.name == "create" and target is server:
+                drain(url, keep)
+            return result
+
+        for endpoint in args.chosen:
+            if args.warmup > 0:
+                for _, target in servers:
+                    window(endpoint, target, args.levels[0], args.warmup)
+        windows: list[dict[str, Any]] = []
+        for round_number in range(args.rounds):
+            for index, connections in enumerate(args.levels):
+                for endpoint in args.chosen:
+                    # Alternate which goes first: drift in the machine's load hits both alike.
+                    flip = (round_number + index) % 2
+                    for name, target in servers[::-1] if flip else servers:
+                        result = window(endpoint, target, connections, args.seconds)
+                        windows.append(
+                            {
+                                "endpoint": endpoint.name,
+                                "connections": connections,
+                                "server": name,
+                                "round": round_number,
+                                **result.summary(),
+                            }
+                        )
+        return {
+            **began,
+            "windows": windows,
+            "database": "PostgreSQL" if database_url else "SQLite",
+            "seconds": args.seconds,
+            "rounds": args.rounds,
+            "hold": args.hold,
+        }
     finally:
         if bare is not None:
             bare.stop()
         server.stop()
 
 
+def combined(windows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One server's windows at one level: medians of the rates and percentiles; CPU per
+    request over all of them (the CPU counters tick in 10 ms)."""
+    requests = sum(w["requests"] for w in windows)
+    seconds = sum(w["seconds"] for w in windows)
+    server_cpu = [w["server_cpu_seconds"] for w in windows]
+    threads = min(2, windows[0]["connections"])
+    return {
+        "requests": requests,
+        "bad": sum(w["bad_status"] + w["errors"] for w in windows),
+        "rps": statistics.median(w["rps"] for w in windows),
+        "p50_ms": statistics.median(w["p50_ms"] for w in windows),
+        "p99_ms": statistics.median(w["p99_ms"] for w in windows),
+        "cpu_ms": (
+            1000 * sum(server_cpu) / requests if None not in server_cpu and requests else None
+        ),
+        "server_busy": sum(server_cpu) / seconds if None not in server_cpu else None,
+        # Of the threads wrk ran: at CLIENT_BOUND, wrk limited the rate.
+        "client_busy": sum(w["client_cpu_seconds"] for w in windows) / seconds / threads,
+    }
+
+
+def summarise(result: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    groups: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = {}
+    for w in result["windows"]:
+        groups.setdefault((w["endpoint"], w["connections"]), {}).setdefault(w["server"], []).append(
+            w
+        )
+    for (name, connections), by_server in groups.items():
+        rows.append(
+            {
+                "endpoint": name,
+                "connections": connections,
+                "vidgate": combined(by_server["vidgate"]),
+                "bare": combined(by_server["bare"]),
+            }
+        )
+    return rows
+
+
 def aims(rows: list[dict[str, Any]]) -> list[str]:
     lines = []
+    by_name = {endpoint.name: endpoint for endpoint in ENDPOINTS}
     for row in rows:
-        vid, bare = row["vidgate"], row["bare"]
-        if row["endpoint"].startswith("GET"):
+        endpoint, vid, bare = by_name[row["endpoint"]], row["vidgate"], row["bare"]
+        where = f"{endpoint.title.split(' (')[0]} at {row['connections']} connection(s)"
+        if endpoint.aim == "read":
             share = vid["rps"] / bare["rps"] if bare["rps"] else 0.0
-            met = "met" if share >= GET_AIM else "NOT met"
+            if bare["client_busy"] >= CLIENT_BOUND:
+                verdict = "not judged: wrk limited the baseline"
+            else:
+                verdict = "met" if share >= READ_AIM else "NOT met"
             lines.append(
-                f"- GET at {row['clients']} clients: {share:.0%} of the bare endpoint's rate "
-                f"(aim >= {GET_AIM:.0%}): {met}"
+                f"- {where}: {share:.2f} of the bare endpoint's rate (aim >= {READ_AIM:g}), "
+                f"CPU per request {ratio(bare['cpu_ms'], vid['cpu_ms'])} of vidgate's: {verdict}"
             )
-        elif row["clients"] == CREATE_AIM_CLIENTS:
+        elif endpoint.aim == "create" and row["connections"] == CREATE_AIM_CONNECTIONS:
             met = vid["rps"] >= CREATE_AIM_RPS and vid["p99_ms"] < CREATE_AIM_P99_MS
             lines.append(
-                f"- create at {CREATE_AIM_CLIENTS} clients: {vid['rps']:.0f}/s, p99 "
-                f"{vid['p99_ms']:.1f} ms (aim >= {CREATE_AIM_RPS:.0f}/s, p99 < "
-                f"{CREATE_AIM_P99_MS:.0f} ms): {'met' if met else 'NOT met'}"
+                f"- {where}: {vid['rps']:.0f}/s, p99 {vid['p99_ms']:.1f} ms (aim >= "
+                f"{CREATE_AIM_RPS:.0f}/s, p99 < {CREATE_AIM_P99_MS:.0f} ms): "
+                f"{'met' if met else 'NOT met'}"
             )
     return lines
 
 
 def render(result: dict[str, Any]) -> str:
-    rows = []
-    for row in result["rows"]:
+    rows = summarise(result)
+    titles = {endpoint.name: endpoint.title for endpoint in ENDPOINTS}
+    table = []
+    for row in rows:
         vid, bare = row["vidgate"], row["bare"]
-        rows.append(
+        table.append(
             [
-                row["endpoint"],
-                str(row["clients"]),
-                str(vid["requests"]),
-                f"{vid['non_2xx']}/{bare['non_2xx']}",
+                titles[row["endpoint"]].replace("HOLD", f"{result['hold']:g}"),
+                str(row["connections"]),
+                f"{vid['requests']}/{bare['requests']}",
+                f"{vid['bad']}/{bare['bad']}",
                 fmt(vid["rps"], 0),
                 fmt(bare["rps"], 0),
                 ratio(vid["rps"], bare["rps"]),
@@ -149,52 +345,54 @@ def render(result: dict[str, Any]) -> str:
                 fmt(vid["p99_ms"], 2),
                 fmt(bare["p50_ms"], 2),
                 fmt(bare["p99_ms"], 2),
-                fmt(vid["server_cpu_ms_per_request"], 2),
-                fmt(bare["server_cpu_ms_per_request"], 2),
-                fmt(100 * vid["client_cpu_seconds"] / vid["seconds"], 0),
+                fmt(vid["cpu_ms"], 3),
+                fmt(bare["cpu_ms"], 3),
+                ratio(bare["cpu_ms"], vid["cpu_ms"]),
+                f"{fmt(100 * vid['server_busy'], 0)}/{fmt(100 * bare['server_busy'], 0)}",
+                f"{fmt(100 * vid['client_busy'], 0)}/{fmt(100 * bare['client_busy'], 0)}",
             ]
         )
-    table = markdown_table(
-        [
-            "Endpoint",
-            "Clients",
-            "Requests",
-            "Non-2xx (vidgate/bare)",
-            "vidgate req/s",
-            "Bare req/s",
-            "Ratio",
-            "vidgate p50 (ms)",
-            "vidgate p99 (ms)",
-            "Bare p50 (ms)",
-            "Bare p99 (ms)",
-            "vidgate CPU (ms/req)",
-            "Bare CPU (ms/req)",
-            "Client CPU (%)",
-        ],
-        rows,
-        right=2,
-    )
+    headers = [
+        "Endpoint",
+        "Connections",
+        "Requests (vidgate/bare)",
+        "Errors (vidgate/bare)",
+        "vidgate req/s",
+        "Bare req/s",
+        "Ratio",
+        "vidgate p50 (ms)",
+        "vidgate p99 (ms)",
+        "Bare p50 (ms)",
+        "Bare p99 (ms)",
+        "vidgate CPU (ms/req)",
+        "Bare CPU (ms/req)",
+        "CPU ratio",
+        "Server CPU % (vidgate/bare)",
+        "wrk CPU % (vidgate/bare)",
+    ]
     title = (
-        f"API throughput and latency, vidgate serve (workers 0, {result['database']}) against a "
-        "bare ASGI endpoint answering the same bytes, same uvicorn settings, one process each"
+        f"API under wrk: vidgate serve (workers 0, {result['database']}) against a bare "
+        "Starlette endpoint answering the same bytes on the same server stack (uvicorn, "
+        "vidgate's protocol over httptools, uvloop), "
+        f"{result['rounds']} windows of {result['seconds']:g} s per server and level (medians)"
     )
-    pending = [r["pending_tasks_after"] for r in result["rows"] if r["pending_tasks_after"]]
     notes = [
         "",
-        "Ratio: vidgate req/s / bare req/s. CPU: the server process's CPU time per request. "
-        "Client CPU: the load driver's CPU time over the wall time (it shares the machine's "
-        "cores with the server).",
-        f"The account's pending tasks grew to about {pending[-1] if pending else 0} during the "
-        "create runs (nothing renders).",
+        "Ratio: vidgate req/s / bare req/s. CPU ratio: bare CPU per request / vidgate's. "
+        "Server CPU %: of one core, over the windows. wrk CPU %: of its threads (two, one at "
+        f"1 connection); at {CLIENT_BOUND:.0%} wrk, not the server, set the rate. Errors: "
+        "answers of 400 or more and socket errors.",
         "",
         "Aims (reported, not asserted):",
-        *aims(result["rows"]),
+        *aims(rows),
     ]
-    return header(title) + "\n" + table + "\n" + "\n".join(notes)
+    top = header(title, machine_line=result.get("machine"), date=result.get("date"))
+    return top + "\n" + markdown_table(headers, table, right=2) + "\n" + "\n".join(notes)
 
 
 def main() -> None:
     args = parse_args()
+    require_wrk()
     with (
         workdir("vidgate-bench-api-", keep=args.keep) as work,
         fresh_database(args.database_url) as database_url,

@@ -64,9 +64,13 @@ def machine(detail: str = "") -> str:
     )
 
 
-def header(title: str) -> str:
-    now = datetime.datetime.now(datetime.UTC)
-    return f"{title}\n\nMachine: {machine()}  \nDate: {now:%Y-%m-%d %H:%M} UTC\n"
+def now_utc() -> str:
+    return f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def header(title: str, *, machine_line: str | None = None, date: str | None = None) -> str:
+    """The title, the machine and the date: now's, or those a run recorded when it began."""
+    return f"{title}\n\nMachine: {machine_line or machine()}  \nDate: {date or now_utc()}\n"
 
 
 def cpu_seconds(pid: int) -> float | None:

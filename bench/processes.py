@@ -3,8 +3,8 @@ run as a script, playing one of the benchmarks' helper processes:
 
 - ``drive``: the load generator (``load.py``); reads a JSON spec on stdin and prints the
   measured latencies as JSON;
-- ``bare PORT SPEC``: the baseline server (``bare.py``), a bare ASGI endpoint that answers
-  fixed bytes, under the same uvicorn settings as ``vidgate serve``;
+- ``bare PORT SPEC``: the baseline server (``bare.py``), a bare Starlette app that answers
+  recorded bytes, on the same server stack as ``vidgate serve``;
 - ``vidgate ARGS``: the ``vidgate`` command (``serve``, ``worker``, ...) with the
   benchmark-only ``instant`` engine (``instant.py``) registered in this process.
 """
@@ -143,6 +143,20 @@ def vidgate_serve(
         log_path=data_dir.parent / f"serve-{port}.log",
         env=server_env(data_dir, database_url, **extra),
         port=port,
+    )
+
+
+def vidgate_worker(data_dir: Path, database_url: str | None, *, count: int = 1) -> Process:
+    """``vidgate worker`` on a server's database, with the instant engine: it finishes at once
+    whatever the queue holds (a benchmark's finished tasks)."""
+    models = data_dir.parent / "instant-models.toml"
+    models.write_text(INSTANT_MODELS)
+    env = server_env(data_dir, database_url, VIDGATE_MODELS=str(models))
+    return Process(
+        [sys.executable, str(HERE), "vidgate", "worker", "--count", str(count)],
+        log_path=data_dir.parent / "worker.log",
+        env=env,
+        health_path=None,
     )
 
 

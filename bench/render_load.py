@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,34 +25,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from figures import cpu_seconds, fmt, header, markdown_table
 from instant import one_engine_registry
 from processes import BENCH_KEY, Process, vidgate_serve, workdir
+from wrk import WrkLoad, require_wrk, run_wrk
 
 PROMPT = "A red fox trots through a snowy birch forest at dawn, slow tracking shot"
-# wrk's own report, as one JSON line: its latency histogram gives exact percentiles.
-WRK_SCRIPT = """
-wrk.headers["Authorization"] = "Bearer %s"
--- Each connection waits this long after an answer: a steady load well below the server's
--- capacity, so latency shows the stalls a render causes rather than a saturated queue.
-local pause = %d
-if pause > 0 then
-  delay = function() return pause end
-end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'RESULT {"requests": %%d, "errors": %%d, "non_2xx": %%d, "seconds": %%f, ' ..
-    '"p50_ms": %%f, "p99_ms": %%f, "max_ms": %%f}\\n',
-    summary.requests, e.connect + e.read + e.write + e.timeout, e.status,
-    summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(99) / 1e3,
-    latency.max / 1e3))
-end
-"""
 AIM = 2.0  # loaded p99 at most twice the idle p99
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a smoke run: 2 s windows")
-    parser.add_argument("--seconds", type=float, help="length of each wrk window (default 10)")
+    parser.add_argument("--seconds", type=int, help="length of each wrk window (default 10)")
     parser.add_argument("--connections", type=int, default=4, help="wrk connections")
     parser.add_argument(
         "--delay-ms", type=int, default=10, help="pause per connection between requests (0: none)"
@@ -64,20 +44,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
     args = parser.parse_args()
-    args.seconds = args.seconds or (2.0 if args.quick else 10.0)
+    args.seconds = args.seconds or (2 if args.quick else 10)
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.modes = args.modes.split(",")
     return args
-
-
-def wrk(url: str, seconds: float, connections: int, script: Path) -> dict[str, Any]:
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s"]
-    done = subprocess.run(
-        [*command, "-s", str(script), url], capture_output=True, text=True, check=True
-    )
-    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
-    result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
-    return result
 
 
 def child_pids(pid: int) -> list[int]:
@@ -140,8 +110,6 @@ def measure_mode(args: argparse.Namespace, work: Path, mode: str) -> list[dict[s
             "preview", f'type = "preview"\nrender_in = "{mode}"', typical_seconds=10
         )
     )
-    script = work / "wrk.lua"
-    script.write_text(WRK_SCRIPT % (BENCH_KEY, args.delay_ms))
     server = vidgate_serve(work / f"data-{mode}", None, workers=1, VIDGATE_MODELS=str(models))
     rows: list[dict[str, Any]] = []
     with server.start():
@@ -149,6 +117,14 @@ def measure_mode(args: argparse.Namespace, work: Path, mode: str) -> list[dict[s
         warm = bench.create()  # the first render starts the render process and reads the fonts
         bench.wait([warm], {"completed"})
         targets = {"/healthz": "/healthz", "GET /v1/tasks/{id}": f"/v1/tasks/{warm}"}
+        scripts = {
+            endpoint: WrkLoad(
+                [path],
+                headers={"Authorization": f"Bearer {BENCH_KEY}"},
+                pause_ms=args.delay_ms,
+            ).write(work / f"{mode}-{index}.lua")
+            for index, (endpoint, path) in enumerate(targets.items())
+        }
         # Idle and rendering windows alternate, round after round: on a shared machine the
         # background load drifts, and it should hit both states alike.
         for round_number in range(args.rounds):
@@ -160,11 +136,21 @@ def measure_mode(args: argparse.Namespace, work: Path, mode: str) -> list[dict[s
                     bench.wait(batch[:1], {"processing", "completed"})
                 for endpoint, path in targets.items():
                     pids = [server.pid, *child_pids(server.pid)]
-                    server_cpu, all_cpu = cpu_seconds(server.pid) or 0.0, cpu_of(pids)
-                    result = wrk(server.url + path, args.seconds, args.connections, script)
+                    all_cpu = cpu_of(pids)
+                    measured = run_wrk(
+                        server.url,
+                        scripts[endpoint],
+                        first_path=path,
+                        seconds=args.seconds,
+                        connections=args.connections,
+                        threads=1,
+                        server_pid=server.pid,
+                    )
                     pids = sorted({*pids, *child_pids(server.pid)})
-                    server_used = (cpu_seconds(server.pid) or 0.0) - server_cpu
+                    server_used = measured.server_cpu_seconds or 0.0
+                    result = measured.summary()
                     result.update(
+                        non_2xx=measured.bad_status,
                         mode=mode,
                         state=state,
                         endpoint=endpoint,
@@ -269,8 +255,7 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
 def main() -> None:
     args = parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    require_wrk()
     with workdir("vidgate-bench-render-", keep=args.keep) as work:
         rows = [row for mode in args.modes for row in measure_mode(args, work, mode)]
     if args.json:

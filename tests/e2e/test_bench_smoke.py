@@ -62,32 +62,29 @@ def number(text: str) -> float:
     return float(text.replace(",", ""))
 
 
-def test_api_bench_measures_the_configured_requests_on_both_servers() -> None:
-    output = run_bench(
-        "api.py",
-        "--clients",
-        "1,3",
-        "--get-requests",
-        "20",
-        "--create-requests",
-        "9",
-        "--tasks",
-        "3",
-    )
+def test_api_bench_drives_every_endpoint_on_both_servers() -> None:
+    output = run_bench("api.py", "--connections", "1,3", "--tasks", "3", "--hold", "0.2")
     (table,) = tables(output)
-    assert [(row["Endpoint"], row["Clients"]) for row in table] == [
-        ("GET /v1/tasks/{id}", "1"),
-        ("POST /v1/videos/generations", "1"),
-        ("GET /v1/tasks/{id}", "3"),
-        ("POST /v1/videos/generations", "3"),
+    endpoints = [
+        "GET /v1/tasks/{id} (pending, with its queue position)",
+        "GET /v1/tasks/{id}?wait=30 (finished: answers at once)",
+        "GET /v1/tasks/{id}?wait=0.2 (pending: held 0.2 s, then answered unchanged)",
+        "POST /v1/videos/generations",
+    ]
+    assert [(row["Endpoint"], row["Connections"]) for row in table] == [
+        (endpoint, connections) for connections in ("1", "3") for endpoint in endpoints
     ]
     for row in table:
-        expected = "20" if row["Endpoint"].startswith("GET") else "9"
-        assert row["Requests"] == expected
-        assert row["Non-2xx (vidgate/bare)"] == "0/0"
+        assert row["Errors (vidgate/bare)"] == "0/0"
+        assert all(int(n) > 0 for n in row["Requests (vidgate/bare)"].split("/"))
         assert number(row["vidgate req/s"]) > 0
         assert number(row["Bare req/s"]) > 0
         assert number(row["vidgate p99 (ms)"]) >= number(row["vidgate p50 (ms)"])
+        assert number(row["vidgate CPU (ms/req)"]) >= 0
+    held = [row for row in table if "held" in row["Endpoint"]]
+    # Each held poll was answered no sooner than its wait, on both servers.
+    assert all(number(row["vidgate p50 (ms)"]) >= 200 for row in held)
+    assert all(number(row["Bare p50 (ms)"]) >= 200 for row in held)
     assert "Aims (reported, not asserted):" in output
 
 

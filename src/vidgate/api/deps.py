@@ -30,8 +30,12 @@ async def get_principal(request: Request) -> Principal:
     parameter: it is not in the schema either way, and FastAPI's parameter handling cost
     every request more than the lookup of its key.
     """
-    services = services_of(request)
-    principal = await services.accounts.authenticate(request.headers.get("authorization"))
+    return await authorize(services_of(request), request.headers.get("authorization"))
+
+
+async def authorize(services: Services, authorization: str | None) -> Principal:
+    """``get_principal`` for a route that holds the services already."""
+    principal = await services.accounts.authenticate(authorization)
     per_minute = principal.group.rate_limit_per_minute
     if per_minute is None:
         per_minute = services.settings.rate_limit_per_minute

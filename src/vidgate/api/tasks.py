@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import Annotated, Literal
+import re
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from vidgate.api.deps import PrincipalDep, ServicesDep
+from vidgate.api.deps import PrincipalDep, ServicesDep, authorize, services_of
 from vidgate.api.schemas import TaskObject
 from vidgate.services import Services
 from vidgate.tasks.model import Task
@@ -82,7 +84,6 @@ async def _while_connected(request: Request, waiting: Awaitable[Task]) -> Task |
     return None if wait.cancelled() else wait.result()
 
 
-@router.get("/v1/tasks/{task_id}", response_model=TaskObject)
 async def get_task(
     request: Request,
     task_id: str,
@@ -97,7 +98,10 @@ async def get_task(
         ),
     ] = 0,
 ) -> Response:
-    if wait:
+    task, position = await services.tasks.get_with_position(principal, task_id)
+    if wait and not task.status.is_terminal:
+        # Held until it changes. A finished task never will: it is answered at once, without
+        # the watch on the connection a held answer needs.
         changed = await _while_connected(
             request, services.tasks.wait_for_change(principal, task_id, wait)
         )
@@ -105,12 +109,62 @@ async def get_task(
             return Response(status_code=CLIENT_GONE)
         task = changed
         position = await services.tasks.queue_position(task)
-    else:
-        task, position = await services.tasks.get_with_position(principal, task_id)
     response = task_response(services, task, position)
     # Tells clients (the SDK's tasks.wait) that ?wait= long-polls here, and up to how long.
     response.headers["X-Vidgate-Wait-Max"] = str(MAX_WAIT_SECONDS)
     return response
+
+
+# A query FastAPI would take as it stands: nothing, or one ``wait`` of plain digits.
+_PLAIN_WAIT = re.compile(rb"wait=(\d{1,2}(?:\.\d{1,6})?)")
+
+
+def _plain_wait(query: bytes) -> float | None:
+    """The ``wait`` FastAPI would pass for this query string (0 when there is none), or None
+    when the query is anything else: out of range, repeated, spelled otherwise, or with
+    other parameters."""
+    if not query:
+        return 0.0
+    match = _PLAIN_WAIT.fullmatch(query)
+    if match is None:
+        return None
+    wait = float(match[1])
+    return wait if wait <= MAX_WAIT_SECONDS else None
+
+
+class _PollRoute(APIRoute):
+    """The poll's route: its common requests skip FastAPI's parameter handling.
+
+    A poll is the API's most frequent request, and resolving its parameters and dependencies
+    cost it more than reading the task did (about 100 µs of 380 in-process, measured). A poll
+    with no query, or a plain ``wait`` in range, calls ``get_task`` with what FastAPI would
+    have passed: the path's id, ``get_principal``'s caller, the services. Any other query
+    goes to FastAPI's own handler, whose validation answers it as before; the schema is
+    FastAPI's either way.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        validated = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            wait = _plain_wait(request.scope["query_string"])
+            if wait is None:
+                return await validated(request)
+            services = services_of(request)
+            principal = await authorize(services, request.headers.get("authorization"))
+            task_id: str = request.path_params["task_id"]
+            return await get_task(request, task_id, principal, services, wait)
+
+        return handler
+
+
+router.add_api_route(
+    "/v1/tasks/{task_id}",
+    get_task,
+    methods=["GET"],
+    response_model=TaskObject,
+    route_class_override=_PollRoute,
+)
 
 
 @router.post("/v1/tasks/{task_id}/cancel", response_model=TaskObject)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy import and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vidgate.store import prepared
 from vidgate.store.database import Conn
+from vidgate.store.prepared import Prepared
 from vidgate.store.tables import tasks
 from vidgate.store.task_rows import to_task
 from vidgate.tasks.model import Task, TaskStatus
@@ -80,7 +82,7 @@ async def list_tasks(
 
 # Built once: every create and every poll of a pending task counts. The (created_at, id) row
 # comparison is a range of ix_tasks_queue, so only the tasks ahead are counted, in the index.
-_QUEUE_AHEAD = (
+_QUEUE_AHEAD = Prepared(
     select(func.count())
     .select_from(tasks)
     .where(
@@ -97,11 +99,9 @@ _QUEUE_AHEAD = (
 
 async def queue_position(conn: Conn, task: Task) -> int:
     """1 for the next task a worker of its engine will take, 2 for the one after, ..."""
-    ahead = (
-        await conn.execute(
-            _QUEUE_AHEAD, {"engine": task.engine, "created": task.created_at, "id": task.id}
-        )
-    ).scalar()
+    ahead = await prepared.scalar(
+        conn, _QUEUE_AHEAD, {"engine": task.engine, "created": task.created_at, "id": task.id}
+    )
     return int(ahead or 0) + 1
 
 

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from sqlalchemy import Row, Select, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vidgate.store import prepared
 from vidgate.store.database import Conn
 from vidgate.store.notices import notify, notify_clause
+from vidgate.store.prepared import Prepared
 from vidgate.store.tables import tasks
 from vidgate.tasks.model import Heartbeat, Task, TaskError, TaskStatus
 
 
 def to_task(row: Row[Any]) -> Task:
-    m = row._mapping
+    return task_from(row._mapping)
+
+
+def task_from(m: Mapping[Any, Any]) -> Task:
+    """A task from its row's columns by name."""
     error = TaskError(m["error_code"], m["error_message"] or "") if m["error_code"] else None
     return Task(
         id=m["id"],
@@ -49,8 +55,9 @@ def to_task(row: Row[Any]) -> Task:
 
 # The hot paths' statements, built once (a create inserts and counts; a poll reads).
 _INSERT_TASK = insert(tasks)
-_GET_TASK = select(tasks).where(tasks.c.id == bindparam("id"), tasks.c.purged_at.is_(None))
-_GET_OWN_TASK = _GET_TASK.where(tasks.c.account_id == bindparam("account"))
+_ANY_TASK = select(tasks).where(tasks.c.id == bindparam("id"), tasks.c.purged_at.is_(None))
+_GET_TASK = Prepared(_ANY_TASK)
+_GET_OWN_TASK = Prepared(_ANY_TASK.where(tasks.c.account_id == bindparam("account")))
 _COUNT_ACTIVE = (
     select(func.count())
     .select_from(tasks)
@@ -94,11 +101,10 @@ async def insert_task(conn: Conn, task: Task) -> None:
 
 async def get_task(conn: Conn, task_id: str, *, account_id: str | None = None) -> Task | None:
     if account_id is None:
-        found = await conn.execute(_GET_TASK, {"id": task_id})
+        found = await prepared.first(conn, _GET_TASK, {"id": task_id})
     else:
-        found = await conn.execute(_GET_OWN_TASK, {"id": task_id, "account": account_id})
-    row = found.first()
-    return to_task(row) if row else None
+        found = await prepared.first(conn, _GET_OWN_TASK, {"id": task_id, "account": account_id})
+    return task_from(found) if found is not None else None
 
 
 async def count_active(conn: Conn, account_id: str) -> int:

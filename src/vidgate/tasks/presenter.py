@@ -131,5 +131,9 @@ class TaskPresenter:
         return dump(self.object(task, queue_position=queue_position))
 
 
+# One encoder for every answer: json.dumps with options builds a new one at each call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def dump(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    return _ENCODER.encode(data).encode()
