@@ -18,11 +18,11 @@ from vidgate.api import (
     files,
     health,
     keys,
-    models,
+    model_list,
     tasks,
     uploads,
     videos,
-    worker_api,
+    worker_protocol,
 )
 from vidgate.api.bodies import BodyLimit
 from vidgate.api.security_headers import HeaderedFastAPI
@@ -72,7 +72,7 @@ def create_app(
         videos,
         tasks,
         callbacks,
-        models,
+        model_list,
         credits,
         keys,
         admin,
@@ -81,8 +81,8 @@ def create_app(
         health,
     ):
         app.include_router(module.router, responses=errors.ERROR_RESPONSES)
-    app.include_router(worker_api.router)
-    app.include_router(worker_api.admin_router, responses=errors.ERROR_RESPONSES)
+    app.include_router(worker_protocol.router)
+    app.include_router(worker_protocol.admin_router, responses=errors.ERROR_RESPONSES)
     app.include_router(dashboard_router)  # the web pages: public, left out of the schema
     app.include_router(docs.router)  # Swagger UI at /docs, also left out of the schema
 

@@ -1,15 +1,20 @@
-"""The presenter's signed links: the same all hour long, a new one each hour, always ours."""
+"""The presenter: signed links the same all hour long, a new one each hour, always ours;
+and the task object it writes is the one the schema documents."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from support import Clock
+from vidgate.api.schemas import TaskObject
 from vidgate.engines.registry import ModelRegistry
 from vidgate.errors import Forbidden
 from vidgate.media.signing import UrlSigner
+from vidgate.tasks.model import Task, TaskError, TaskStatus
 from vidgate.tasks.presenter import HOUR, TaskPresenter
 
 DAY = 24 * HOUR
@@ -48,3 +53,43 @@ def test_each_file_gets_its_own_signature() -> None:
     with pytest.raises(Forbidden):
         signer.verify(other, query["expires"][0], query["signature"][0], now=clock.now)
     assert shown.file_url(other) != shown.file_url(KEY)
+
+
+def test_the_task_object_sent_is_the_one_the_schema_documents() -> None:
+    """The presenter writes the dict; api/schemas.py documents it: every state's JSON must
+    validate against the schema with no field the schema does not name."""
+    shown, _ = presenter(Clock(1_800_000_000.0))
+    pending = Task(
+        id="task-unified-1800000000-abcdefgh",
+        account_id="acct",
+        model="veo3.1-fast",
+        engine="preview",
+        status=TaskStatus.PENDING,
+        progress=0,
+        prompt="A fox",
+        aspect_ratio="16:9",
+        image_keys=[KEY],
+        callback_url=None,
+        user_group="default",
+        credits_cents=125,
+        estimated_time=60,
+        created_at=1_800_000_000.0,
+        updated_at=1_800_000_000.0,
+    )
+    states = [
+        (pending, 3),
+        (replace(pending, status=TaskStatus.PROCESSING, progress=40, attempt=1), None),
+        (
+            replace(pending, status=TaskStatus.COMPLETED, progress=100, result_key="results/x.mp4"),
+            None,
+        ),
+        (
+            replace(pending, status=TaskStatus.FAILED, error=TaskError("service_error", "No.")),
+            None,
+        ),
+    ]
+    for task, position in states:
+        sent = json.loads(shown.json(task, queue_position=position))
+        documented = TaskObject.model_validate(sent)
+        assert set(sent) <= set(TaskObject.model_fields), set(sent) - set(TaskObject.model_fields)
+        assert documented.model_dump(mode="json", exclude_unset=True) == sent
