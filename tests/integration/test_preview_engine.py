@@ -16,8 +16,9 @@ from vidgate.engines.base import (
     GenerationCancelled,
     GenerationContext,
     GenerationRequest,
+    load_image,
 )
-from vidgate.engines.preview import PreviewEngine, load_image
+from vidgate.engines.preview import PreviewEngine
 from vidgate.media.frames import fit_image
 from vidgate.media.probe import decode_frames, probe, top_level_boxes
 

@@ -6,12 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from vidgate.engines.preview import (
-    CrossfadeScene,
-    KenBurnsScene,
-    TitleScene,
-    prompt_seed,
-)
+from vidgate.engines.base import prompt_seed
+from vidgate.engines.preview import CrossfadeScene, KenBurnsScene, TitleScene
 from vidgate.media.frames import fit_image, frame_size, rgb_to_yuv420, yuv420_planes
 from vidgate.media.video import FRAME_COUNT
 from vidgate.media.zoom import ZOOM_TOLERANCE, ZoomableFrame, plan_axis

@@ -1,13 +1,17 @@
-"""The Engine protocol: what every engine gets, reports and returns. No HTTP, no SQL here."""
+"""The Engine protocol: what every engine gets, reports and returns, and the reading of inputs
+every local engine shares (an image upright, a seed from the prompt). No HTTP, no SQL here."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
+
+from PIL import Image, ImageOps
 
 AspectRatio = Literal["16:9", "9:16"]
 
@@ -109,3 +113,27 @@ async def run_in_thread(
         if not work.cancelled():
             work.exception()
         raise
+
+
+def prompt_seed(prompt: str) -> int:
+    """A stable seed from the prompt: the same prompt always gives the same video."""
+    # surrogatepass: a lone surrogate (which the API refuses) must not crash a render either.
+    return int.from_bytes(
+        hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).digest()[:8], "big"
+    )
+
+
+def load_image(path: Path) -> Image.Image:
+    """Open an input image upright, as RGB, with any transparency laid on black."""
+    try:
+        with Image.open(path, formats=["JPEG", "PNG", "WEBP"]) as opened:
+            image = ImageOps.exif_transpose(opened)
+            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                base = Image.new("RGBA", image.size, (0, 0, 0, 255))
+                base.alpha_composite(image.convert("RGBA"))
+                image = base
+            return image.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise EngineFailure(
+            "image_processing_error", "an input image could not be read", detail=str(exc)
+        ) from exc

@@ -21,12 +21,13 @@ from vidgate.engines.base import (
     GenerationCancelled,
     GenerationContext,
     GenerationRequest,
+    load_image,
+    prompt_seed,
     run_in_thread,
 )
 from vidgate.engines.child_process import ChildProcess
 from vidgate.engines.config import ConfigError
 from vidgate.engines.diffusers_child import ChildConfig, Job, PipelineKind, serve
-from vidgate.engines.preview import load_image, prompt_seed
 from vidgate.media.frames import Yuv420, frame_size, rgb_to_yuv420
 from vidgate.media.video import FRAME_COUNT, VideoWriter
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import colorsys
-import hashlib
 import logging
 import math
 import time
@@ -14,13 +13,15 @@ from pathlib import Path
 from typing import Literal, Protocol, get_args
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from vidgate.engines.base import (
     EngineFailure,
     GenerationCancelled,
     GenerationContext,
     GenerationRequest,
+    load_image,
+    prompt_seed,
     run_in_thread,
 )
 from vidgate.engines.config import ConfigError
@@ -38,14 +39,6 @@ class Scene(Protocol):
     """Makes the frames of one video; each call returns a new packed I420 array."""
 
     def frame(self, index: int) -> Yuv420: ...
-
-
-def prompt_seed(prompt: str) -> int:
-    """A stable seed from the prompt: the same prompt always gives the same video."""
-    # surrogatepass: a lone surrogate (which the API refuses) must not crash a render either.
-    return int.from_bytes(
-        hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).digest()[:8], "big"
-    )
 
 
 def _ease(t: float) -> float:
@@ -226,22 +219,6 @@ def _mix(first: Yuv420, last: Yuv420, weight: float, scratch: Wide, other: Wide)
     np.add(scratch, 128, out=scratch)
     np.right_shift(scratch, 8, out=scratch)
     return scratch.astype(np.uint8)
-
-
-def load_image(path: Path) -> Image.Image:
-    """Open an input image upright, as RGB, with any transparency laid on black."""
-    try:
-        with Image.open(path, formats=["JPEG", "PNG", "WEBP"]) as opened:
-            image = ImageOps.exif_transpose(opened)
-            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-                base = Image.new("RGBA", image.size, (0, 0, 0, 255))
-                base.alpha_composite(image.convert("RGBA"))
-                image = base
-            return image.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise EngineFailure(
-            "image_processing_error", "an input image could not be read", detail=str(exc)
-        ) from exc
 
 
 def build_scene(
