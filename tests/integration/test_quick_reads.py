@@ -62,7 +62,9 @@ async def test_a_quick_read_builds_the_same_task_as_the_async_engine(
     claimed = await services.runs.claim("quick-test")
     assert claimed is not None
     async with services.db.write() as conn:
-        assert await task_rows.request_cancel(conn, task_id, now=claimed.created_at + 1)
+        assert await task_rows.request_cancel(
+            conn, task_id, claimed.attempt, now=claimed.created_at + 1
+        )
     # JSON columns, a boolean, floats, NULLs: each converted as SQLAlchemy converts them.
     async with services.db.read() as conn:
         expected = await task_rows.get_task(conn, task_id)
