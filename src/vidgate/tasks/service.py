@@ -295,7 +295,7 @@ class TaskService:
     async def queue_position(self, task: Task) -> int | None:
         if task.status is not TaskStatus.PENDING:
             return None
-        async with self.db.read() as conn:
+        async with self.db.read_quick() as conn:  # the held poll asks this at every change
             return await task_queries.queue_position(conn, task)
 
     async def cancel(self, principal: Principal, task_id: str) -> Task:
