@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from vidgate.api.credits import LedgerPage, ledger_page
-from vidgate.api.deps import AdminDep, ServicesDep
+from vidgate.api.deps import AccountsDep, AdminDep, LedgerDep
 from vidgate.api.keys import CreatedKeyOut, KeyCreate, KeyList, KeyOut, created_key_out, key_out
 from vidgate.api.security_headers import no_store
 from vidgate.auth.model import Account, GroupLimits
@@ -94,92 +94,91 @@ def group_out(group: GroupLimits) -> GroupOut:
 
 
 @router.get("/accounts", response_model=AccountList)
-async def list_accounts(_: AdminDep, services: ServicesDep) -> AccountList:
-    return AccountList(data=[account_out(a) for a in await services.accounts.list_accounts()])
+async def list_accounts(_: AdminDep, accounts: AccountsDep) -> AccountList:
+    return AccountList(data=[account_out(a) for a in await accounts.list_accounts()])
 
 
 @router.post("/accounts", response_model=CreatedAccountOut, dependencies=[Depends(no_store)])
 async def create_account(
-    body: AccountCreate, _: AdminDep, services: ServicesDep
+    body: AccountCreate, _: AdminDep, accounts: AccountsDep
 ) -> CreatedAccountOut:
-    created = await services.accounts.create_account(
+    created = await accounts.create_account(
         body.name, credits=body.credits, group=body.user_group, is_admin=body.is_admin
     )
-    account = await services.accounts.get_account(created.account_id)
+    account = await accounts.get_account(created.account_id)
     return CreatedAccountOut(**account_out(account).model_dump(), key=created.key)
 
 
 @router.get("/accounts/{account}", response_model=AccountOut)
-async def get_account(account: str, _: AdminDep, services: ServicesDep) -> AccountOut:
-    return account_out(await services.accounts.get_account(account))
+async def get_account(account: str, _: AdminDep, accounts: AccountsDep) -> AccountOut:
+    return account_out(await accounts.get_account(account))
 
 
 @router.post("/accounts/{account}/topup", response_model=AccountOut)
 async def top_up(
-    account: str, body: CreditChange, _: AdminDep, services: ServicesDep
+    account: str, body: CreditChange, _: AdminDep, accounts: AccountsDep, ledger: LedgerDep
 ) -> AccountOut:
-    await services.ledger.top_up(account, body.credits, reason=body.reason)
-    return account_out(await services.accounts.get_account(account))
+    await ledger.top_up(account, body.credits, reason=body.reason)
+    return account_out(await accounts.get_account(account))
 
 
 @router.post("/accounts/{account}/adjustments", response_model=AccountOut)
 async def adjust(
-    account: str, body: CreditChange, _: AdminDep, services: ServicesDep
+    account: str, body: CreditChange, _: AdminDep, ledger: LedgerDep, accounts: AccountsDep
 ) -> AccountOut:
     """Correct a balance up or down; the reason is kept on the ledger entry."""
-    await services.ledger.adjust(account, body.credits, reason=body.reason or "")
-    return account_out(await services.accounts.get_account(account))
+    await ledger.adjust(account, body.credits, reason=body.reason or "")
+    return account_out(await accounts.get_account(account))
 
 
 @router.put("/accounts/{account}/group", response_model=AccountOut)
-async def set_group(account: str, body: GroupSet, _: AdminDep, services: ServicesDep) -> AccountOut:
-    return account_out(await services.accounts.set_group(account, body.user_group))
+async def set_group(account: str, body: GroupSet, _: AdminDep, accounts: AccountsDep) -> AccountOut:
+    return account_out(await accounts.set_group(account, body.user_group))
 
 
 @router.get("/accounts/{account}/ledger", response_model=LedgerPage)
 async def account_ledger(
     account: str,
     _: AdminDep,
-    services: ServicesDep,
+    accounts: AccountsDep,
+    ledger: LedgerDep,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> LedgerPage:
-    found = await services.accounts.get_account(account)
-    return ledger_page(await services.ledger.entries(found.id, cursor=cursor, limit=limit))
+    found = await accounts.get_account(account)
+    return ledger_page(await ledger.entries(found.id, cursor=cursor, limit=limit))
 
 
 @router.get("/accounts/{account}/keys", response_model=KeyList)
-async def list_keys(account: str, _: AdminDep, services: ServicesDep) -> KeyList:
-    return KeyList(data=[key_out(k) for k in await services.accounts.list_keys(account)])
+async def list_keys(account: str, _: AdminDep, accounts: AccountsDep) -> KeyList:
+    return KeyList(data=[key_out(k) for k in await accounts.list_keys(account)])
 
 
 @router.post(
     "/accounts/{account}/keys", response_model=CreatedKeyOut, dependencies=[Depends(no_store)]
 )
 async def create_key(
-    account: str, body: KeyCreate, _: AdminDep, services: ServicesDep
+    account: str, body: KeyCreate, _: AdminDep, accounts: AccountsDep
 ) -> CreatedKeyOut:
-    created = await services.accounts.create_key(
-        account, name=body.name, expires_at=body.expires_at
-    )
+    created = await accounts.create_key(account, name=body.name, expires_at=body.expires_at)
     return created_key_out(created)
 
 
 @router.post("/keys/{key_id}/revoke", response_model=KeyOut)
-async def revoke_key(key_id: str, _: AdminDep, services: ServicesDep) -> KeyOut:
-    return key_out(await services.accounts.revoke_key(key_id))
+async def revoke_key(key_id: str, _: AdminDep, accounts: AccountsDep) -> KeyOut:
+    return key_out(await accounts.revoke_key(key_id))
 
 
 @router.get("/groups", response_model=GroupList)
-async def list_groups(_: AdminDep, services: ServicesDep) -> GroupList:
-    return GroupList(data=[group_out(g) for g in await services.accounts.list_groups()])
+async def list_groups(_: AdminDep, accounts: AccountsDep) -> GroupList:
+    return GroupList(data=[group_out(g) for g in await accounts.list_groups()])
 
 
 @router.put("/groups/{name}", response_model=GroupOut)
 async def set_group_limits(
-    name: str, body: GroupIn, _: AdminDep, services: ServicesDep
+    name: str, body: GroupIn, _: AdminDep, accounts: AccountsDep
 ) -> GroupOut:
-    group = await services.accounts.set_group_limits(
+    group = await accounts.set_group_limits(
         name,
         price_ratio=body.price_ratio,
         rate_limit_per_minute=body.rate_limit_per_minute,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from vidgate.api.deps import PrincipalDep, ServicesDep
+from vidgate.api.deps import CallbacksDep, PrincipalDep, TasksDep, WebhookSecretsDep
 from vidgate.api.security_headers import no_store
 from vidgate.webhooks.secret_store import SecretView
 from vidgate.webhooks.service import Delivery
@@ -69,28 +69,30 @@ def secret_out(view: SecretView) -> SecretOut:
 
 @router.get("/v1/tasks/{task_id}/callbacks", response_model=DeliveryOut)
 async def list_callbacks(
-    task_id: str, principal: PrincipalDep, services: ServicesDep
+    task_id: str, principal: PrincipalDep, callbacks: CallbacksDep, tasks: TasksDep
 ) -> DeliveryOut:
     """Every attempt to deliver the task's callback: when, how long, and what came back."""
-    task = await services.tasks.get(principal, task_id)  # 404 unless the caller owns it
-    return delivery_out(await services.callbacks.delivery(task))
+    task = await tasks.get(principal, task_id)  # 404 unless the caller owns it
+    return delivery_out(await callbacks.delivery(task))
 
 
 @router.post("/v1/tasks/{task_id}/callbacks/redeliver", response_model=DeliveryOut)
-async def redeliver(task_id: str, principal: PrincipalDep, services: ServicesDep) -> DeliveryOut:
+async def redeliver(
+    task_id: str, principal: PrincipalDep, callbacks: CallbacksDep, tasks: TasksDep
+) -> DeliveryOut:
     """Send the finished task's callback again (a fresh run of attempts, the same webhook-id)."""
-    task = await services.tasks.get(principal, task_id)
-    return delivery_out(await services.callbacks.redeliver(task))
+    task = await tasks.get(principal, task_id)
+    return delivery_out(await callbacks.redeliver(task))
 
 
 @router.get("/v1/webhook-secret", response_model=SecretOut, dependencies=[Depends(no_store)])
-async def get_secret(principal: PrincipalDep, services: ServicesDep) -> SecretOut:
-    return secret_out(await services.webhook_secrets.current(principal.account_id))
+async def get_secret(principal: PrincipalDep, webhook_secrets: WebhookSecretsDep) -> SecretOut:
+    return secret_out(await webhook_secrets.current(principal.account_id))
 
 
 @router.post(
     "/v1/webhook-secret/rotate", response_model=SecretOut, dependencies=[Depends(no_store)]
 )
-async def rotate_secret(principal: PrincipalDep, services: ServicesDep) -> SecretOut:
+async def rotate_secret(principal: PrincipalDep, webhook_secrets: WebhookSecretsDep) -> SecretOut:
     """A new secret; the old one keeps signing beside it for the grace period."""
-    return secret_out(await services.webhook_secrets.rotate(principal.account_id))
+    return secret_out(await webhook_secrets.rotate(principal.account_id))

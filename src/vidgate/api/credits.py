@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from vidgate.api.deps import PrincipalDep, ServicesDep
+from vidgate.api.deps import LedgerDep, PrincipalDep
 from vidgate.billing.ledger import EntryPage
 from vidgate.billing.model import cents_to_credits
 
@@ -58,8 +58,8 @@ def _credits(cents: int) -> float:
 
 
 @router.get("/v1/credits", response_model=CreditsResponse)
-async def get_credits(principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
-    account, key = await services.ledger.summary(principal)
+async def get_credits(principal: PrincipalDep, ledger: LedgerDep) -> dict[str, Any]:
+    account, key = await ledger.summary(principal)
     return {
         "success": True,
         "message": "",
@@ -105,10 +105,10 @@ def ledger_page(page: EntryPage) -> LedgerPage:
 @router.get("/v1/ledger", response_model=LedgerPage)
 async def get_ledger(
     principal: PrincipalDep,
-    services: ServicesDep,
+    ledger: LedgerDep,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> LedgerPage:
     """The caller's ledger entries, newest first; pass ``next_cursor`` back for the next page."""
-    page = await services.ledger.entries(principal.account_id, cursor=cursor, limit=limit)
+    page = await ledger.entries(principal.account_id, cursor=cursor, limit=limit)
     return ledger_page(page)

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from vidgate.api.deps import ServicesDep
+from vidgate.api.deps import DbDep, MetricsDep
 from vidgate.errors import ServiceUnavailable
 
 router = APIRouter(tags=["health"])
@@ -19,9 +19,9 @@ router = APIRouter(tags=["health"])
     openapi_extra={"security": []},
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
-async def metrics(services: ServicesDep) -> Response:
+async def metrics(tally: MetricsDep) -> Response:
     """Prometheus metrics: tasks and callbacks by status, request timings."""
-    return Response(await services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    return Response(await tally.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/healthz", openapi_extra={"security": []})
@@ -30,9 +30,9 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", openapi_extra={"security": []})
-async def readyz(services: ServicesDep) -> dict[str, str]:
+async def readyz(db: DbDep) -> dict[str, str]:
     try:
-        async with services.db.read() as conn:
+        async with db.read() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as error:
         raise ServiceUnavailable(

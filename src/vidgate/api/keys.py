@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from vidgate.api.deps import PrincipalDep, ServicesDep
+from vidgate.api.deps import AccountsDep, PrincipalDep
 from vidgate.api.security_headers import no_store
 from vidgate.auth.accounts import CreatedKey
 from vidgate.auth.model import KeyRecord
@@ -66,22 +66,22 @@ def created_key_out(created: CreatedKey) -> CreatedKeyOut:
 
 
 @router.get("/v1/keys", response_model=KeyList)
-async def list_own_keys(principal: PrincipalDep, services: ServicesDep) -> KeyList:
-    keys = await services.accounts.list_keys(principal.account_id)
+async def list_own_keys(principal: PrincipalDep, accounts: AccountsDep) -> KeyList:
+    keys = await accounts.list_keys(principal.account_id)
     return KeyList(data=[key_out(record) for record in keys])
 
 
 @router.post("/v1/keys", response_model=CreatedKeyOut, dependencies=[Depends(no_store)])
 async def create_own_key(
-    body: KeyCreate, principal: PrincipalDep, services: ServicesDep
+    body: KeyCreate, principal: PrincipalDep, accounts: AccountsDep
 ) -> CreatedKeyOut:
-    created = await services.accounts.create_key(
+    created = await accounts.create_key(
         principal.account_id, name=body.name, expires_at=body.expires_at
     )
     return created_key_out(created)
 
 
 @router.post("/v1/keys/{key_id}/revoke", response_model=KeyOut)
-async def revoke_own_key(key_id: str, principal: PrincipalDep, services: ServicesDep) -> KeyOut:
+async def revoke_own_key(key_id: str, principal: PrincipalDep, accounts: AccountsDep) -> KeyOut:
     """Revoke one of this account's keys; it is refused from the next request on."""
-    return key_out(await services.accounts.revoke_key(key_id, account_id=principal.account_id))
+    return key_out(await accounts.revoke_key(key_id, account_id=principal.account_id))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from vidgate.api.deps import PrincipalDep, ServicesDep
+from vidgate.api.deps import HealthDep, PrincipalDep, RegistryDep
 from vidgate.api.schemas import EngineStatus, ModelEntry, ModelList
 from vidgate.billing.pricing import price_for
 
@@ -12,14 +12,16 @@ router = APIRouter(tags=["models"])
 
 
 @router.get("/v1/models", response_model=ModelList)
-async def list_models(principal: PrincipalDep, services: ServicesDep) -> ModelList:
+async def list_models(
+    principal: PrincipalDep, health: HealthDep, registry: RegistryDep
+) -> ModelList:
     return ModelList(
         data=[
             ModelEntry(
                 id=spec.name,
-                engine=services.health.order(spec.candidates)[0],
+                engine=health.order(spec.candidates)[0],
                 engines=[
-                    EngineStatus(name=name, healthy=services.health.healthy(name))
+                    EngineStatus(name=name, healthy=health.healthy(name))
                     for name in spec.candidates
                 ],
                 aliases=list(spec.aliases),
@@ -30,6 +32,6 @@ async def list_models(principal: PrincipalDep, services: ServicesDep) -> ModelLi
                 video_duration=spec.video_duration,
                 description=spec.description,
             )
-            for spec in services.registry
+            for spec in registry
         ]
     )

@@ -10,7 +10,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 from starlette.types import Message
 
-from vidgate.api.deps import PrincipalDep, ServicesDep
+from vidgate.api.deps import PrincipalDep, UploadsDep
 from vidgate.errors import InvalidRequest, RequestTooLarge
 from vidgate.media.images import DEFAULT_MAX_BYTES
 from vidgate.media.uploads import Upload
@@ -126,13 +126,11 @@ def file_object(upload: Upload) -> FileObject:
 
 
 @router.post("/v1/files", response_model=FileObject, openapi_extra=_UPLOAD_BODY)
-async def upload_file(
-    request: Request, principal: PrincipalDep, services: ServicesDep
-) -> FileObject:
+async def upload_file(request: Request, principal: PrincipalDep, uploads: UploadsDep) -> FileObject:
     """Upload a JPEG, PNG or WebP image (at most 10 MB) for use in ``image_urls`` for 24 h.
 
     The image is checked like a fetched one: by its bytes, its pixel count, and that it is a
     still picture.
     """
     data, filename = await _one_file(request)
-    return file_object(await services.uploads.store(data, filename))
+    return file_object(await uploads.store(data, filename))

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
 from vidgate.api.bodies import parse_object
-from vidgate.api.deps import PrincipalDep, ServicesDep
+from vidgate.api.deps import IdempotencyDep, PrincipalDep, TasksDep
 from vidgate.api.schemas import CreateVideoRequest, TaskObject
 from vidgate.errors import InvalidRequest
 from vidgate.tasks import validation
@@ -69,7 +69,8 @@ async def _create_request(request: Request) -> CreateVideoRequest:
 async def create_video(
     request: Request,
     principal: PrincipalDep,
-    services: ServicesDep,
+    tasks: TasksDep,
+    idempotency: IdempotencyDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -104,7 +105,7 @@ async def create_video(
     )
     claim = None
     if idempotency_key is not None:
-        outcome = await services.idempotency.begin(
+        outcome = await idempotency.begin(
             principal.account_id, idempotency_key, body.model_dump(mode="json", exclude_unset=True)
         )
         if isinstance(outcome, Replay):
@@ -116,9 +117,9 @@ async def create_video(
             )
         claim = outcome
     try:
-        _, answer = await services.tasks.create_answered(principal, video, idempotency=claim)
+        _, answer = await tasks.create_answered(principal, video, idempotency=claim)
     except BaseException:
         if claim is not None:
-            await services.idempotency.abandon(claim)
+            await idempotency.abandon(claim)
         raise
     return Response(answer, media_type="application/json")

@@ -13,7 +13,13 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from vidgate.api.deps import AdminDep, ServicesDep, services_of
+from vidgate.api.deps import (
+    AdminDep,
+    GatewayDep,
+    SettingsDep,
+    WorkerTokensDep,
+    services_of,
+)
 from vidgate.api.security_headers import no_store
 from vidgate.auth.model import WorkerTokenRecord
 from vidgate.engines.base import TaskErrorCode
@@ -98,11 +104,10 @@ def _state(task: Task) -> TaskStateOut:
 
 @router.post("/claim", response_model=ClaimOut, responses={204: {"description": "Nothing came"}})
 async def claim(
-    body: ClaimIn, token: WorkerDep, services: ServicesDep, request: Request
+    body: ClaimIn, token: WorkerDep, gateway: GatewayDep, settings: SettingsDep, request: Request
 ) -> ClaimOut | Response:
-    gateway = services.gateway
     models = gateway.served_models(body.models)
-    wait = min(body.wait, services.settings.worker_claim_wait_seconds)
+    wait = min(body.wait, settings.worker_claim_wait_seconds)
     owner = f"{token.name[:39]}/{body.worker}"  # lease_owner holds 100 characters
     lease = await gateway.claim(owner, models, wait, request.is_disconnected)
     if lease is None:
@@ -126,23 +131,23 @@ async def claim(
             ],
         ),
         lease_expires_at=lease.expires_at,
-        lease_seconds=services.transitions.lease_seconds,
+        lease_seconds=gateway.transitions.lease_seconds,
     )
 
 
 @router.post("/tasks/{task_id}/heartbeat", response_model=HeartbeatOut)
 async def heartbeat(
-    task_id: str, body: HeartbeatIn, _: WorkerDep, services: ServicesDep
+    task_id: str, body: HeartbeatIn, _: WorkerDep, gateway: GatewayDep
 ) -> HeartbeatOut:
-    lease = await services.gateway.heartbeat(task_id, body.attempt, body.progress)
+    lease = await gateway.heartbeat(task_id, body.attempt, body.progress)
     return HeartbeatOut(cancelled=lease.task.cancel_requested, lease_expires_at=lease.expires_at)
 
 
 @router.get("/tasks/{task_id}/inputs/{index}")
 async def download_input(
-    task_id: str, index: int, attempt: AttemptQuery, _: WorkerDep, services: ServicesDep
+    task_id: str, index: int, attempt: AttemptQuery, _: WorkerDep, gateway: GatewayDep
 ) -> StreamingResponse:
-    found = await services.gateway.input(task_id, attempt, index)
+    found = await gateway.input(task_id, attempt, index)
     return StreamingResponse(
         found.chunks,
         media_type=found.media_type,
@@ -155,27 +160,27 @@ async def upload_result(
     task_id: str,
     attempt: AttemptQuery,
     _: WorkerDep,
-    services: ServicesDep,
+    gateway: GatewayDep,
     request: Request,
     content_length: Annotated[int | None, Header(ge=0)] = None,
 ) -> TaskStateOut:
     """The finished MP4 as the request body, streamed; the task is finished with it."""
-    done = await services.gateway.accept_result(task_id, attempt, request.stream(), content_length)
+    done = await gateway.accept_result(task_id, attempt, request.stream(), content_length)
     return _state(done)
 
 
 @router.post("/tasks/{task_id}/fail", response_model=TaskStateOut)
-async def fail(task_id: str, body: FailIn, _: WorkerDep, services: ServicesDep) -> TaskStateOut:
-    done = await services.gateway.fail(
+async def fail(task_id: str, body: FailIn, _: WorkerDep, gateway: GatewayDep) -> TaskStateOut:
+    done = await gateway.fail(
         task_id, body.attempt, body.code, body.message, retryable=body.retryable
     )
     return _state(done)
 
 
 @router.post("/tasks/{task_id}/hand-back", status_code=204)
-async def hand_back(task_id: str, body: Attempt, _: WorkerDep, services: ServicesDep) -> Response:
+async def hand_back(task_id: str, body: Attempt, _: WorkerDep, gateway: GatewayDep) -> Response:
     """Give the task back to the queue without using up an attempt (the worker is stopping)."""
-    await services.gateway.hand_back(task_id, body.attempt)
+    await gateway.hand_back(task_id, body.attempt)
     return Response(status_code=204)
 
 
@@ -221,23 +226,25 @@ def token_out(record: WorkerTokenRecord) -> WorkerTokenOut:
 
 
 @admin_router.get("/worker-tokens", response_model=WorkerTokenList)
-async def list_worker_tokens(_: AdminDep, services: ServicesDep) -> WorkerTokenList:
-    return WorkerTokenList(data=[token_out(t) for t in await services.worker_tokens.list()])
+async def list_worker_tokens(_: AdminDep, worker_tokens: WorkerTokensDep) -> WorkerTokenList:
+    return WorkerTokenList(data=[token_out(t) for t in await worker_tokens.list()])
 
 
 @admin_router.post(
     "/worker-tokens", response_model=CreatedWorkerTokenOut, dependencies=[Depends(no_store)]
 )
 async def create_worker_token(
-    body: WorkerTokenCreate, _: AdminDep, services: ServicesDep
+    body: WorkerTokenCreate, _: AdminDep, worker_tokens: WorkerTokensDep
 ) -> CreatedWorkerTokenOut:
     """A token for `vidgate worker --server URL --token ...`; it can only run tasks."""
-    created = await services.worker_tokens.create(body.name)
+    created = await worker_tokens.create(body.name)
     return CreatedWorkerTokenOut(**token_out(created.record).model_dump(), token=created.secret)
 
 
 @admin_router.delete("/worker-tokens/{token_id}", response_model=WorkerTokenOut)
-async def revoke_worker_token(token_id: str, _: AdminDep, services: ServicesDep) -> WorkerTokenOut:
+async def revoke_worker_token(
+    token_id: str, _: AdminDep, worker_tokens: WorkerTokensDep
+) -> WorkerTokenOut:
     """Revoke a worker token: its next call is refused; its running task is lost at the next
     heartbeat and goes back to the queue when the lease runs out."""
-    return token_out(await services.worker_tokens.revoke(token_id))
+    return token_out(await worker_tokens.revoke(token_id))

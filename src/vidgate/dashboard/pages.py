@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
-from vidgate.api.deps import ServicesDep
+from vidgate.api.deps import SettingsDep
 from vidgate.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
@@ -62,11 +62,11 @@ def content_security_policy(public_url: str) -> str:
 
 
 @router.get("/")
-async def page(services: ServicesDep) -> Response:
+async def page(settings: SettingsDep) -> Response:
     body = (STATIC_DIR / "index.html").read_bytes()
     headers = {
         **COMMON_HEADERS,
-        "Content-Security-Policy": content_security_policy(services.settings.base_url),
+        "Content-Security-Policy": content_security_policy(settings.base_url),
         "X-Frame-Options": "DENY",
     }
     return Response(body, media_type="text/html; charset=utf-8", headers=headers)
