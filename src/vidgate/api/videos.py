@@ -16,7 +16,7 @@ from vidgate.api.deps import IdempotencyDep, PrincipalDep, TasksDep
 from vidgate.api.schemas import CreateVideoRequest, TaskObject
 from vidgate.errors import InvalidRequest
 from vidgate.tasks import validation
-from vidgate.tasks.idempotency import Replay
+from vidgate.tasks.idempotency import Claim, Replay
 from vidgate.tasks.service import VideoRequest
 
 router = APIRouter(tags=["videos"])
@@ -103,10 +103,16 @@ async def create_video(
         },
         cancel_after=deadline,
     )
-    claim = None
-    if idempotency_key is not None:
-        outcome = await idempotency.begin(
-            principal.account_id, idempotency_key, body.model_dump(mode="json", exclude_unset=True)
+    if idempotency_key is None:
+        answer = (await tasks.create_answered(principal, video))[1]
+    else:
+
+        async def create(claim: Claim) -> bytes:
+            return (await tasks.create_answered(principal, video, idempotency=claim))[1]
+
+        fingerprinted = body.model_dump(mode="json", exclude_unset=True)
+        outcome = await idempotency.once(
+            principal.account_id, idempotency_key, fingerprinted, create
         )
         if isinstance(outcome, Replay):
             return Response(
@@ -115,11 +121,5 @@ async def create_video(
                 media_type="application/json",
                 headers={"Idempotent-Replayed": "true"},
             )
-        claim = outcome
-    try:
-        _, answer = await tasks.create_answered(principal, video, idempotency=claim)
-    except BaseException:
-        if claim is not None:
-            await idempotency.abandon(claim)
-        raise
+        answer = outcome
     return Response(answer, media_type="application/json")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +78,25 @@ class IdempotencyService:
         if found.status != "done" or found.response_body is None:
             raise IdempotencyConflict(headers={"Retry-After": "1"})
         return Replay(found.response_status or 200, found.response_body.encode())
+
+    async def once(
+        self,
+        account_id: str,
+        key: str,
+        body: dict[str, Any],
+        create: Callable[[Claim], Awaitable[bytes]],
+    ) -> Replay | bytes:
+        """The whole protocol around one create: the first answer replayed, or ``create``'s
+        answer, made while this request holds the key (``create`` stores it with the task, in
+        its transaction); a create that fails lets go of the key, so a retry may run."""
+        outcome = await self.begin(account_id, key, body)
+        if isinstance(outcome, Replay):
+            return outcome
+        try:
+            return await create(outcome)
+        except BaseException:
+            await self.abandon(outcome)
+            raise
 
     async def abandon(self, claim: Claim) -> None:
         async with self.db.write_quick() as conn:
