@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -99,3 +99,13 @@ def time_to_minute(value: float | None) -> str:
     if value is None:
         return "-"
     return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def prefix_table(records: Sequence[Any], times: Sequence[tuple[str, str]]) -> Table:
+    """Credentials (API keys, worker tokens) as stored: id, name, the visible prefix, and the
+    ``(heading, attribute)`` times given, to the minute."""
+    table = Table("id", "name", "prefix", *(heading for heading, _ in times))
+    for record in records:
+        moments = (time_to_minute(getattr(record, attribute)) for _, attribute in times)
+        table.add_row(record.id, record.name, record.prefix + "…", *moments)
+    return table

@@ -6,9 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from vidgate.cli.admin import JsonOption, emit, run, time_to_minute
+from vidgate.cli.admin import JsonOption, emit, prefix_table, run
 
 if TYPE_CHECKING:
     from vidgate.auth.model import KeyRecord
@@ -56,17 +55,13 @@ def keys_list(
 ) -> None:
     """List an account's keys (prefixes only: full keys are never stored)."""
     records = run(lambda services: services.accounts.list_keys(account))
-    table = Table("id", "name", "prefix", "created", "last used", "expires", "revoked")
-    for r in records:
-        table.add_row(
-            r.id,
-            r.name,
-            r.prefix + "…",
-            time_to_minute(r.created_at),
-            time_to_minute(r.last_used_at),
-            time_to_minute(r.expires_at),
-            time_to_minute(r.revoked_at),
-        )
+    times = [
+        ("created", "created_at"),
+        ("last used", "last_used_at"),
+        ("expires", "expires_at"),
+        ("revoked", "revoked_at"),
+    ]
+    table = prefix_table(records, times)
     emit([_key_data(r) for r in records], as_json, table)
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from vidgate.cli.admin import JsonOption, emit, run, time_to_minute
+from vidgate.cli.admin import JsonOption, emit, prefix_table, run
 
 if TYPE_CHECKING:
     from vidgate.auth.model import WorkerTokenRecord
@@ -47,16 +46,8 @@ def worker_tokens_create(
 def worker_tokens_list(as_json: JsonOption = False) -> None:
     """List worker tokens (prefixes only: full tokens are never stored)."""
     records = run(lambda services: services.worker_tokens.list())
-    table = Table("id", "name", "prefix", "created", "last used", "revoked")
-    for r in records:
-        table.add_row(
-            r.id,
-            r.name,
-            r.prefix + "…",
-            time_to_minute(r.created_at),
-            time_to_minute(r.last_used_at),
-            time_to_minute(r.revoked_at),
-        )
+    times = [("created", "created_at"), ("last used", "last_used_at"), ("revoked", "revoked_at")]
+    table = prefix_table(records, times)
     emit([_worker_token_data(r) for r in records], as_json, table)
 
 
