@@ -115,6 +115,21 @@ async def run_in_thread(
         raise
 
 
+class RisingProgress:
+    """Forwards an engine's progress to ``report`` only when it rises (clamped to 0..1): a poll
+    that reports the same share, or a lower one, changes nothing."""
+
+    def __init__(self, report: Callable[[float], None]) -> None:
+        self._report = report
+        self.value = 0.0
+
+    def __call__(self, fraction: float) -> None:
+        fraction = min(1.0, max(0.0, fraction))
+        if fraction > self.value:
+            self.value = fraction
+            self._report(fraction)
+
+
 def prompt_seed(prompt: str) -> int:
     """A stable seed from the prompt: the same prompt always gives the same video."""
     # surrogatepass: a lone surrogate (which the API refuses) must not crash a render either.

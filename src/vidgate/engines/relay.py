@@ -22,6 +22,7 @@ from vidgate.engines.base import (
     GenerationCancelled,
     GenerationContext,
     GenerationRequest,
+    RisingProgress,
 )
 from vidgate.engines.cancellation import sleep_unless_cancelled, until_cancelled
 from vidgate.engines.relay_upstream import UpstreamErrors
@@ -37,20 +38,6 @@ DOWNLOAD_CAP: Final = 0.94
 MAX_VIDEO_BYTES: Final = 2 * 1024**3
 # A cancel sent upstream is best effort: it does not hold up the end of the task here.
 CANCEL_SECONDS: Final = 10.0
-
-
-class _Progress:
-    """Forwards progress to the context, never going down."""
-
-    def __init__(self, report: Callable[[float], None]) -> None:
-        self._report = report
-        self.value = 0.0
-
-    def __call__(self, fraction: float) -> None:
-        fraction = min(1.0, max(0.0, fraction))
-        if fraction > self.value:
-            self.value = fraction
-            self._report(fraction)
 
 
 class RelayEngine:
@@ -135,7 +122,7 @@ class RelayEngine:
         self, request: GenerationRequest, output: Path, context: GenerationContext
     ) -> None:
         task_id = request.task_id
-        progress = _Progress(context.progress)
+        progress = RisingProgress(context.progress)
         upstream = self._upstream(task_id, context.cancelled)
         upstream_id = await self._create(upstream, request)
         logger.info("task %s: relayed as upstream task %s", task_id, upstream_id)
@@ -185,7 +172,7 @@ class RelayEngine:
         task_id: str,
         upstream_id: str,
         context: GenerationContext,
-        progress: _Progress,
+        progress: RisingProgress,
     ) -> str:
         interval = self.poll_interval
         seen: tuple[str, int] | None = None
@@ -235,7 +222,7 @@ class RelayEngine:
         url: str,
         output: Path,
         context: GenerationContext,
-        progress: _Progress,
+        progress: RisingProgress,
     ) -> None:
         """Download the upstream's video beside ``output``, check it decodes, then move it in."""
         # The worker hands each task a fresh directory; the token keeps two attempts apart anyway.

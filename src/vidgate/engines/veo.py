@@ -22,6 +22,7 @@ from vidgate.engines.base import (
     GenerationCancelled,
     GenerationContext,
     GenerationRequest,
+    RisingProgress,
 )
 from vidgate.engines.cancellation import sleep_unless_cancelled
 from vidgate.engines.gemini import (
@@ -51,18 +52,6 @@ _POLLING_SHARE: Final = 0.85
 _POLLING_CAP: Final = 0.94
 _DOWNLOADED: Final = 0.95
 _DURATION_TOLERANCE: Final = 0.1
-
-
-class _Progress:
-    """Forwards progress that never goes down."""
-
-    def __init__(self, report: Callable[[float], None]) -> None:
-        self._report, self._last = report, 0.0
-
-    def __call__(self, fraction: float) -> None:
-        if fraction > self._last:
-            self._last = fraction
-            self._report(fraction)
 
 
 def estimated_progress(elapsed: float, typical: float) -> float:
@@ -115,7 +104,7 @@ class VeoEngine:
         self, request: GenerationRequest, output: Path, context: GenerationContext
     ) -> None:
         task_id, cancelled = request.task_id, context.cancelled
-        progress = _Progress(context.progress)
+        progress = RisingProgress(context.progress)
         context.check_cancelled()
         payload = await _payload(request)
         started = time.monotonic()
@@ -160,7 +149,7 @@ class VeoEngine:
         started: float,
         task_id: str,
         cancelled: threading.Event,
-        progress: _Progress,
+        progress: RisingProgress,
     ) -> Operation:
         """Poll until the operation is done, reporting progress estimated from the clock."""
         while not operation.done:
