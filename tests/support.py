@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw
 from vidgate.app import create_app
 from vidgate.services import Services, open_services
 from vidgate.settings import Settings
+from vidgate.tasks.model import Task, TaskStatus
 
 ADMIN_KEY = "sk-test-admin-0123456789abcdefghijklmnopqrstuvwxyzABCD"
 E2E_KEY = "sk-e2e-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH"
@@ -483,3 +484,26 @@ class RemoteWorkerProcess(WorkerProcess):
 
     def command(self) -> list[str]:
         return [sys.executable, *self.program, "--server", self.server]
+
+
+def stored_task(created_at: float, **changes: Any) -> Task:
+    """A pending text task as the store returns it, created at ``created_at``, with
+    ``changes`` on top: unit tests of pure task rules build their cases from it."""
+    task = Task(
+        id=f"task-unified-{int(created_at)}-abcdefgh",
+        account_id="acct",
+        model="veo3.1-fast",
+        engine="preview",
+        status=TaskStatus.PENDING,
+        progress=0,
+        prompt="A fox",
+        aspect_ratio="16:9",
+        image_keys=[f"inputs/task-unified-{int(created_at)}-abcdefgh/0.png"],
+        callback_url=None,
+        user_group="default",
+        credits_cents=100,
+        estimated_time=60,
+        created_at=created_at,
+        updated_at=created_at,
+    )
+    return replace(task, **changes)

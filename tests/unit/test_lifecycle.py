@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from support import stored_task
 from vidgate.tasks import lifecycle
 from vidgate.tasks.lifecycle import (
     CANCELLED,
@@ -36,23 +37,7 @@ LIMITS = Limits(max_attempts=3, max_run_seconds=600)
 FAILED, COMPLETED = TaskStatus.FAILED, TaskStatus.COMPLETED
 SORRY = TaskError("generation_failed_no_content", "Nothing came out.")
 
-PENDING = Task(
-    id="task-unified-1800000000-abcdefgh",
-    account_id="acct",
-    model="veo3.1-fast",
-    engine="preview",
-    status=TaskStatus.PENDING,
-    progress=0,
-    prompt="A fox",
-    aspect_ratio="16:9",
-    image_keys=["inputs/task-unified-1800000000-abcdefgh/0.png"],
-    callback_url=None,
-    user_group="default",
-    credits_cents=100,
-    estimated_time=60,
-    created_at=NOW - 100,
-    updated_at=NOW - 100,
-)
+PENDING = stored_task(NOW - 100)
 # Attempt 2 holds it (attempt 1 crashed once), running since 50 s, its run limit ahead.
 RUNNING = replace(
     PENDING,

@@ -9,12 +9,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from support import Clock
+from support import Clock, stored_task
 from vidgate.api.schemas import TaskObject
 from vidgate.engines.registry import ModelRegistry
 from vidgate.errors import Forbidden
 from vidgate.media.signing import UrlSigner
-from vidgate.tasks.model import Task, TaskError, TaskStatus
+from vidgate.tasks.model import TaskError, TaskStatus
 from vidgate.tasks.presenter import HOUR, TaskPresenter
 
 DAY = 24 * HOUR
@@ -59,23 +59,7 @@ def test_the_task_object_sent_is_the_one_the_schema_documents() -> None:
     """The presenter writes the dict; api/schemas.py documents it: every state's JSON must
     validate against the schema with no field the schema does not name."""
     shown, _ = presenter(Clock(1_800_000_000.0))
-    pending = Task(
-        id="task-unified-1800000000-abcdefgh",
-        account_id="acct",
-        model="veo3.1-fast",
-        engine="preview",
-        status=TaskStatus.PENDING,
-        progress=0,
-        prompt="A fox",
-        aspect_ratio="16:9",
-        image_keys=[KEY],
-        callback_url=None,
-        user_group="default",
-        credits_cents=125,
-        estimated_time=60,
-        created_at=1_800_000_000.0,
-        updated_at=1_800_000_000.0,
-    )
+    pending = stored_task(1_800_000_000.0, image_keys=[KEY], credits_cents=125)
     states = [
         (pending, 3),
         (replace(pending, status=TaskStatus.PROCESSING, progress=40, attempt=1), None),
