@@ -23,7 +23,7 @@ from vidgate.tasks import lifecycle
 from vidgate.tasks.lifecycle import HandedBack
 from vidgate.tasks.model import Task, TaskStatus
 from vidgate.tasks.signals import TaskSignals
-from vidgate.tasks.transitions import TaskTransitions
+from vidgate.tasks.transitions import Outcome, TaskTransitions
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +165,7 @@ class WorkerGateway:
             outcome = await self.transitions.complete(task, scratch)
         finally:
             scratch.unlink(missing_ok=True)
-        done = outcome.task
-        if not outcome.written or done is None:
-            raise _stale(outcome.task or task, attempt)
+        done = _written(outcome, task, attempt)
         log.info("task %s: attempt %d delivered its video (%s)", task.id, attempt, done.status)
         return done
 
@@ -191,16 +189,19 @@ class WorkerGateway:
         limit; the others fail the task with ``code``."""
         task = await self.held(task_id, attempt)
         event = lifecycle.failure(attempt, code, message, retryable=retryable)
-        outcome = await self.transitions.record(task, event)
-        if not outcome.written or outcome.task is None:
-            raise _stale(outcome.task or task, attempt)
-        return outcome.task
+        return _written(await self.transitions.record(task, event), task, attempt)
 
     async def hand_back(self, task_id: str, attempt: int) -> None:
         task = await self.held(task_id, attempt)
-        outcome = await self.transitions.record(task, HandedBack(attempt))
-        if not outcome.written:
-            raise _stale(outcome.task or task, attempt)
+        _written(await self.transitions.record(task, HandedBack(attempt)), task, attempt)
+
+
+def _written(outcome: Outcome, task: Task, attempt: int) -> Task:
+    """The task as the attempt's report left it; StaleAttempt when the report changed nothing
+    (the attempt no longer holds the task)."""
+    if outcome.done is None:
+        raise _stale(outcome.task or task, attempt)
+    return outcome.done
 
 
 def _stale(task: Task, attempt: int) -> StaleAttempt:

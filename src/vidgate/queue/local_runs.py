@@ -55,13 +55,11 @@ class LocalRuns:
     async def complete(self, task: Task, output: Path) -> Task | None:
         """The finished task (completed, or failed when it was cancelled meanwhile); None
         when this attempt no longer holds it."""
-        outcome = await self.transitions.complete(task, output)
-        return outcome.task if outcome.written else None
+        return (await self.transitions.complete(task, output)).done
 
     async def fail(self, task: Task, code: str, message: str) -> Task | None:
         event = lifecycle.failure(task.attempt, code, message)
-        outcome = await self.transitions.record(task, event)
-        return outcome.task if outcome.written else None
+        return (await self.transitions.record(task, event)).done
 
     async def retry_or_fail(self, task: Task, reason: str) -> None:
         await self.transitions.record(task, Crashed(task.attempt, reason))

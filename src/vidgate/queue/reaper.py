@@ -46,8 +46,8 @@ class Reaper:
                     requeued.append(task.id)
             for task in await task_rows.overdue(sweep.conn, now=sweep.now):
                 outcome = await sweep.apply(task, Overdue())
-                if outcome.written and outcome.task is not None and outcome.task.error:
-                    log.warning("task %s: %s", task.id, outcome.task.error.message)
+                if outcome.done is not None and outcome.done.error is not None:
+                    log.warning("task %s: %s", task.id, outcome.done.error.message)
         return requeued
 
     async def purge_expired(self, retention_seconds: float, *, batch: int = 100) -> int:

@@ -46,6 +46,11 @@ class Outcome:
     task: Task | None
     written: bool
 
+    @property
+    def done(self) -> Task | None:
+        """The task as this decision wrote it; None when nothing was written."""
+        return self.task if self.written else None
+
 
 @dataclass
 class _Effects:
