@@ -62,9 +62,10 @@ class _Effects:
     wakeup: bool = False
 
 
-class Sweep:
-    """Decisions applied in one transaction (a sweep over many tasks). A compare-and-set that
-    misses here is not retried: the next sweep sees the task as it is then."""
+class DecisionBatch:
+    """Decisions applied in one transaction, their signals kept for after its commit. A
+    compare-and-set that misses is not retried here: ``record`` decides again on the task as
+    it is now, and a sweep leaves it to the next sweep."""
 
     def __init__(self, writer: TaskTransitions, conn: AsyncConnection, now: float) -> None:
         self._writer = writer
@@ -162,26 +163,19 @@ class TaskTransitions:
     async def record(self, task: Task, event: Event) -> Outcome:
         """Decide what ``event`` does to ``task`` and write it; when the task changed since
         the caller read it, decide again on the task as it is now."""
-        effects = _Effects()
         async with self.db.write() as conn:
-            now = self.clock()
-            for _ in range(MAX_DECISIONS):
-                decision = lifecycle.decide(task, event, now=now, limits=self.limits(task))
-                if not _writes(decision):
-                    outcome = Outcome(decision, task, False)
-                    break
-                written = await self.write(conn, task, decision, now, effects)
-                if written is not None:
-                    outcome = Outcome(decision, written, True)
+            batch = DecisionBatch(self, conn, self.clock())
+            outcome = await batch.apply(task, event)
+            for _ in range(MAX_DECISIONS - 1):
+                if outcome.written or not _writes(outcome.decision):
                     break
                 current = await task_rows.get_task(conn, task.id)
                 if current is None:
-                    outcome = Outcome(decision, None, False)
+                    outcome = Outcome(outcome.decision, None, False)
                     break
                 task = current
-            else:
-                outcome = Outcome(decision, task, False)
-        self.announce(effects)
+                outcome = await batch.apply(task, event)
+        self.announce(batch.effects)
         attempt = getattr(event, "attempt", None)
         if attempt is not None and isinstance(outcome.decision, lifecycle.Stale):
             what = "result" if isinstance(event, Result) else "report"
@@ -197,10 +191,10 @@ class TaskTransitions:
         return outcome
 
     @contextlib.asynccontextmanager
-    async def sweep(self) -> AsyncIterator[Sweep]:
+    async def sweep(self) -> AsyncIterator[DecisionBatch]:
         """A transaction for many decisions; their signals go out after it commits."""
         async with self.db.write() as conn:
-            batch = Sweep(self, conn, self.clock())
+            batch = DecisionBatch(self, conn, self.clock())
             yield batch
         self.announce(batch.effects)
 
